@@ -1,0 +1,671 @@
+//! Tests of every ordering and identity rule of design §3, and the property that any
+//! interleaving and duplication of the same events gives the same sessions and live state.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::model::{Provider, Role, SEQ_JOIN, SEQ_LEAVE};
+
+const S: i64 = 1000;
+const T0: i64 = 1_700_000_000 * S;
+
+fn settings() -> RoomSettings {
+    RoomSettings::default()
+}
+
+fn agora_key() -> RoomKey {
+    RoomKey::new(Provider::Agora, "app1", "chan")
+}
+
+fn livekit_key() -> RoomKey {
+    RoomKey::new(Provider::Livekit, "APIkey", "Demo Room")
+}
+
+fn person(id: &str, role: Role) -> Participant {
+    Participant {
+        id: id.into(),
+        identity: id.into(),
+        name: None,
+        role,
+        platform: Some("web".into()),
+    }
+}
+
+fn event(key: &RoomKey, id: &str, at_ms: i64, kind: EventKind) -> Event {
+    Event {
+        room: key.clone(),
+        id: id.into(),
+        at_ms,
+        kind,
+    }
+}
+
+fn agora_join(uid: &str, seq: u64, at_ms: i64) -> Event {
+    event(
+        &agora_key(),
+        &format!("join-{uid}-{seq}"),
+        at_ms,
+        EventKind::ParticipantJoined {
+            instance: None,
+            participant: person(uid, Role::Broadcaster),
+            seq,
+        },
+    )
+}
+
+fn agora_leave(uid: &str, seq: u64, at_ms: i64, duration_ms: i64) -> Event {
+    event(
+        &agora_key(),
+        &format!("leave-{uid}-{seq}"),
+        at_ms,
+        EventKind::ParticipantLeft {
+            instance: None,
+            participant: person(uid, Role::Broadcaster),
+            seq,
+            joined_at_ms: Some(at_ms - duration_ms),
+            reason: "quit".into(),
+        },
+    )
+}
+
+fn agora_role(uid: &str, seq: u64, at_ms: i64, role: Role) -> Event {
+    event(
+        &agora_key(),
+        &format!("role-{uid}-{seq}"),
+        at_ms,
+        EventKind::RoleChanged {
+            instance: None,
+            participant: person(uid, role),
+            seq,
+        },
+    )
+}
+
+fn agora_create(at_ms: i64) -> Event {
+    event(&agora_key(), "create", at_ms, EventKind::RoomStarted { instance: None })
+}
+
+fn agora_destroy(at_ms: i64) -> Event {
+    event(&agora_key(), "destroy", at_ms, EventKind::RoomFinished { instance: None })
+}
+
+fn lk_started(sid: &str, at_ms: i64) -> Event {
+    event(
+        &livekit_key(),
+        &format!("start-{sid}"),
+        at_ms,
+        EventKind::RoomStarted {
+            instance: Some(sid.into()),
+        },
+    )
+}
+
+fn lk_finished(sid: &str, at_ms: i64) -> Event {
+    event(
+        &livekit_key(),
+        &format!("finish-{sid}"),
+        at_ms,
+        EventKind::RoomFinished {
+            instance: Some(sid.into()),
+        },
+    )
+}
+
+fn lk_participant(sid: &str, identity: &str) -> Participant {
+    Participant {
+        id: sid.into(),
+        identity: identity.into(),
+        name: Some(identity.to_uppercase()),
+        role: Role::Publisher,
+        platform: Some("standard".into()),
+    }
+}
+
+fn lk_join(room_sid: &str, sid: &str, identity: &str, joined_ms: i64) -> Event {
+    event(
+        &livekit_key(),
+        &format!("join-{sid}"),
+        joined_ms,
+        EventKind::ParticipantJoined {
+            instance: Some(room_sid.into()),
+            participant: lk_participant(sid, identity),
+            seq: SEQ_JOIN,
+        },
+    )
+}
+
+fn lk_leave(room_sid: &str, sid: &str, identity: &str, joined_ms: i64, at_ms: i64) -> Event {
+    event(
+        &livekit_key(),
+        &format!("leave-{sid}"),
+        at_ms,
+        EventKind::ParticipantLeft {
+            instance: Some(room_sid.into()),
+            participant: lk_participant(sid, identity),
+            seq: SEQ_LEAVE,
+            joined_at_ms: Some(joined_ms),
+            reason: "client_initiated".into(),
+        },
+    )
+}
+
+/// Applies events in the given order, as journal entries 1.., and merges the reported sessions
+/// the way the store does: one record per (participant, join time), the most authoritative
+/// closure winning, retractions deleting.
+struct Harness {
+    room: Room,
+    seq: u64,
+    sessions: BTreeMap<(String, i64), ParticipantSession>,
+    history: BTreeMap<i64, RoomSession>,
+    anomalies: Vec<Anomaly>,
+    started: u32,
+    finished_first: u32,
+    trace: Vec<String>,
+}
+
+impl Harness {
+    fn new(key: RoomKey) -> Harness {
+        Harness {
+            room: Room::new(key),
+            seq: 0,
+            sessions: BTreeMap::new(),
+            history: BTreeMap::new(),
+            anomalies: Vec::new(),
+            started: 0,
+            finished_first: 0,
+            trace: Vec::new(),
+        }
+    }
+
+    fn apply(&mut self, event: &Event) -> Vec<Effect> {
+        self.seq += 1;
+        let effects = self.room.apply(self.seq, event, T0, &settings());
+        self.trace.push(format!("{} -> {:?}", event.id, effects.iter().filter_map(|e| match e {
+            Effect::SessionFinished { session, first } => Some(format!("fin {} {} {:?} first={first}", session.participant_id, session.joined_ms - T0, session.closure)),
+            Effect::SessionRetracted { participant_id, joined_ms } => Some(format!("retract {participant_id} {}", joined_ms - T0)),
+            _ => None,
+        }).collect::<Vec<_>>()));
+        self.absorb(&effects);
+        effects
+    }
+
+    fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
+        let effects = self.room.tick(now_ms, &settings());
+        self.absorb(&effects);
+        effects
+    }
+
+    fn absorb(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            match effect {
+                Effect::SessionStarted { .. } => self.started += 1,
+                Effect::SessionFinished { session, first } => {
+                    if *first {
+                        self.finished_first += 1;
+                    }
+                    let key = (session.participant_id.clone(), session.joined_ms);
+                    match self.sessions.get(&key) {
+                        Some(existing) if existing.closure > session.closure => {}
+                        _ => {
+                            self.sessions.insert(key, session.clone());
+                        }
+                    }
+                }
+                Effect::SessionRetracted {
+                    participant_id,
+                    joined_ms,
+                } => {
+                    self.sessions.remove(&(participant_id.clone(), *joined_ms));
+                }
+                Effect::RoomSessionFinished(summary) => {
+                    self.history.insert(summary.ended_ms, summary.clone());
+                }
+                Effect::Anomaly(anomaly) => self.anomalies.push(*anomaly),
+            }
+        }
+    }
+
+    fn run(key: RoomKey, events: &[Event]) -> Harness {
+        let mut harness = Harness::new(key);
+        for event in events {
+            harness.apply(event);
+        }
+        harness
+    }
+
+    fn spans(&self) -> Vec<(String, i64, i64, Closure)> {
+        self.sessions
+            .values()
+            .map(|s| (s.participant_id.clone(), s.joined_ms, s.left_ms, s.closure))
+            .collect()
+    }
+
+    fn live(&self) -> Vec<(String, i64, Role)> {
+        let mut live: Vec<_> = self
+            .room
+            .view()
+            .participants
+            .iter()
+            .map(|p| (p.participant.id.clone(), p.joined_ms, p.participant.role))
+            .collect();
+        live.sort();
+        live
+    }
+}
+
+#[test]
+fn agora_join_then_leave_gives_one_session_with_the_payload_times() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_join("7", 10, T0 + S));
+    assert_eq!(h.live(), vec![("7".into(), T0 + S, Role::Broadcaster)]);
+    assert_eq!(h.room.summary().participants, 1);
+    h.apply(&agora_leave("7", 20, T0 + 61 * S, 60 * S));
+    assert_eq!(h.live(), vec![]);
+    assert_eq!(h.spans(), vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]);
+    assert_eq!(h.sessions.values().next().unwrap().reason, "quit");
+    assert!(h.anomalies.is_empty(), "{:?}", h.anomalies);
+    assert_eq!((h.started, h.finished_first), (1, 1));
+}
+
+#[test]
+fn a_leave_that_arrives_before_its_join_still_yields_the_session_and_the_join_does_not_reopen() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_leave("7", 20, T0 + 61 * S, 60 * S));
+    assert_eq!(h.spans(), vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]);
+    h.apply(&agora_join("7", 10, T0 + S));
+    assert_eq!(h.live(), vec![], "a join after its own leave never reopens");
+    assert_eq!(h.sessions.len(), 1);
+    assert!(h.anomalies.contains(&Anomaly::LeaveWithoutJoin));
+    assert!(h.anomalies.contains(&Anomaly::Stale));
+    assert_eq!(h.finished_first, 1);
+}
+
+#[test]
+fn an_event_with_a_lower_client_seq_than_one_applied_is_counted_and_cannot_undo_it() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("7", 10, T0));
+    h.apply(&agora_role("7", 30, T0 + 5 * S, Role::Audience));
+    // The earlier role change arrives late: the later one still decides the role.
+    h.apply(&agora_role("7", 20, T0 + 2 * S, Role::Broadcaster));
+    assert_eq!(h.live(), vec![("7".into(), T0, Role::Audience)]);
+    assert!(h.anomalies.contains(&Anomaly::OutOfOrder));
+}
+
+#[test]
+fn a_duplicate_delivery_changes_nothing() {
+    let join = agora_join("7", 10, T0);
+    let leave = agora_leave("7", 20, T0 + 10 * S, 10 * S);
+    let once = Harness::run(agora_key(), &[join.clone(), leave.clone()]);
+    let twice = Harness::run(agora_key(), &[join.clone(), join, leave.clone(), leave]);
+    assert_eq!(once.spans(), twice.spans());
+    assert_eq!(twice.finished_first, 1);
+}
+
+#[test]
+fn a_room_end_closes_every_open_session_at_the_room_end() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_join("1", 10, T0 + S));
+    h.apply(&agora_join("2", 10, T0 + 2 * S));
+    h.apply(&agora_destroy(T0 + 100 * S));
+    assert_eq!(
+        h.spans(),
+        vec![
+            ("1".into(), T0 + S, T0 + 100 * S, Closure::RoomEnd),
+            ("2".into(), T0 + 2 * S, T0 + 100 * S, Closure::RoomEnd),
+        ]
+    );
+    assert!(!h.room.summary().live);
+    let history: Vec<_> = h.history.values().collect();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].started_ms, T0);
+    assert_eq!(history[0].ended_ms, T0 + 100 * S);
+    assert_eq!(history[0].peak_participants, 2);
+    assert_eq!(history[0].participant_ms, 99 * S + 98 * S);
+    assert_eq!(history[0].sessions, 2);
+}
+
+#[test]
+fn a_leave_after_the_room_end_corrects_the_session_without_counting_it_twice() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("1", 10, T0));
+    h.apply(&agora_destroy(T0 + 100 * S));
+    assert_eq!(h.finished_first, 1);
+    h.apply(&agora_leave("1", 20, T0 + 90 * S, 90 * S));
+    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 90 * S, Closure::Left)]);
+    assert_eq!(h.finished_first, 1, "the correction is not a second session");
+    assert_eq!(h.history.values().last().unwrap().participant_ms, 90 * S);
+}
+
+#[test]
+fn a_join_that_arrives_after_the_room_end_is_closed_at_the_room_end() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_destroy(T0 + 100 * S));
+    h.apply(&agora_join("1", 10, T0 + 50 * S));
+    assert_eq!(h.live(), vec![]);
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0 + 50 * S, T0 + 100 * S, Closure::RoomEnd)]
+    );
+    assert!(h.anomalies.contains(&Anomaly::AfterRoomEnd));
+    // A join after the end belongs to a new instance of the channel.
+    h.apply(&agora_join("2", 10, T0 + 200 * S));
+    assert!(h.room.summary().live);
+    assert_eq!(h.room.summary().started_ms, Some(T0 + 200 * S));
+}
+
+#[test]
+fn a_second_join_without_a_leave_supersedes_the_first_and_the_late_leave_corrects_it() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("1", 10, T0));
+    h.apply(&agora_join("1", 30, T0 + 100 * S));
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0, T0 + 100 * S, Closure::Superseded)]
+    );
+    assert_eq!(h.live(), vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]);
+    h.apply(&agora_leave("1", 20, T0 + 40 * S, 40 * S));
+    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 40 * S, Closure::Left)]);
+    assert_eq!(h.live(), vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]);
+    assert_eq!(h.finished_first, 1);
+}
+
+#[test]
+fn a_participant_silent_past_the_timeout_is_closed_with_reason_timeout() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("1", 10, T0));
+    let timeout = settings().participant_timeout_ms;
+    assert!(h.tick(T0 + timeout - 1).is_empty());
+    h.tick(T0 + timeout);
+    assert_eq!(h.live(), vec![]);
+    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + timeout, Closure::Timeout)]);
+    assert_eq!(h.sessions.values().next().unwrap().reason, "timeout");
+    // The real leave, should it come, is more authoritative.
+    h.apply(&agora_leave("1", 20, T0 + 3600 * S, 3600 * S));
+    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 3600 * S, Closure::Left)]);
+    assert_eq!(h.finished_first, 1);
+}
+
+#[test]
+fn livekit_sessions_are_keyed_by_sid_so_a_second_connection_of_an_identity_is_a_second_session() {
+    let mut h = Harness::new(livekit_key());
+    h.apply(&lk_started("RM_1", T0));
+    h.apply(&lk_join("RM_1", "PA_a", "alice", T0 + 1_234));
+    // DUPLICATE_IDENTITY: the new connection joins before the old one's leave arrives.
+    h.apply(&lk_join("RM_1", "PA_b", "alice", T0 + 50 * S));
+    h.apply(&lk_leave("RM_1", "PA_a", "alice", T0 + 1_234, T0 + 51 * S));
+    assert_eq!(
+        h.spans(),
+        vec![("PA_a".into(), T0 + 1_234, T0 + 51 * S, Closure::Left)]
+    );
+    assert_eq!(h.live(), vec![("PA_b".into(), T0 + 50 * S, Role::Publisher)]);
+    assert_eq!(h.room.view().instance.as_deref(), Some("RM_1"));
+}
+
+#[test]
+fn livekit_room_sid_separates_instances_of_a_reused_room_name() {
+    let mut h = Harness::new(livekit_key());
+    h.apply(&lk_started("RM_1", T0));
+    h.apply(&lk_join("RM_1", "PA_a", "alice", T0 + S));
+    h.apply(&lk_finished("RM_1", T0 + 100 * S));
+    h.apply(&lk_started("RM_2", T0 + 200 * S));
+    h.apply(&lk_join("RM_2", "PA_b", "bob", T0 + 201 * S));
+    // A late join of the first instance must not go live in the second.
+    h.apply(&lk_join("RM_1", "PA_c", "carol", T0 + 50 * S));
+    assert_eq!(h.live(), vec![("PA_b".into(), T0 + 201 * S, Role::Publisher)]);
+    assert_eq!(
+        h.spans(),
+        vec![
+            ("PA_a".into(), T0 + S, T0 + 100 * S, Closure::RoomEnd),
+            ("PA_c".into(), T0 + 50 * S, T0 + 100 * S, Closure::RoomEnd),
+        ]
+    );
+    // A late room_finished of the first instance does not end the second.
+    h.apply(&lk_finished("RM_1", T0 + 100 * S));
+    assert!(h.room.summary().live);
+    let first = &h.history[&(T0 + 100 * S)];
+    assert_eq!((first.instance.as_str(), first.sessions, first.peak_participants), ("RM_1", 2, 2));
+}
+
+#[test]
+fn accrual_is_exact_for_known_sessions_and_never_negative() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_join("1", 10, T0));
+    assert_eq!(h.room.accrue(T0 + 5 * S), Accrual { participant_ms: 5 * S, room_ms: 5 * S });
+    assert_eq!(h.room.accrue(T0 + 12 * S), Accrual { participant_ms: 7 * S, room_ms: 7 * S });
+    // The leave is stamped before time already accrued: the counter keeps what it has, the
+    // session record says 8 s.
+    h.apply(&agora_leave("1", 20, T0 + 8 * S, 8 * S));
+    assert_eq!(h.room.accrue(T0 + 20 * S), Accrual { participant_ms: 0, room_ms: 8 * S });
+    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 8 * S, Closure::Left)]);
+    // A session shorter than a tick is counted whole at its end.
+    h.apply(&agora_join("2", 10, T0 + 21 * S));
+    h.apply(&agora_leave("2", 20, T0 + 23 * S, 2 * S));
+    h.apply(&agora_destroy(T0 + 24 * S));
+    assert_eq!(h.room.accrue(T0 + 30 * S), Accrual { participant_ms: 2 * S, room_ms: 4 * S });
+}
+
+#[test]
+fn accrual_after_recovery_starts_from_the_recovery_time() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("1", 10, T0));
+    let bytes = postcard::to_allocvec(&h.room).unwrap();
+    let mut restored: Room = postcard::from_bytes(&bytes).unwrap();
+    restored.resume_accrual(T0 + 60 * S);
+    assert_eq!(restored.accrue(T0 + 65 * S).participant_ms, 5 * S);
+}
+
+#[test]
+fn an_empty_idle_instance_ends_at_its_last_event_and_the_room_becomes_dormant() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_join("1", 10, T0 + S));
+    h.apply(&agora_leave("1", 20, T0 + 10 * S, 9 * S));
+    let idle = settings().idle_after_ms;
+    // Events were received at T0 (see `Harness::apply`).
+    assert!(h.tick(T0 + idle - 1).is_empty());
+    assert!(!h.room.is_dormant(T0 + idle - 1, &settings()));
+    h.tick(T0 + idle);
+    assert!(!h.room.summary().live);
+    let history: Vec<_> = h.history.values().collect();
+    assert_eq!(history[0].ended_ms, T0 + 10 * S);
+    assert_eq!(history[0].reason, "idle");
+    assert!(h.room.is_dormant(T0 + idle, &settings()));
+}
+
+#[test]
+fn a_room_with_a_live_participant_is_never_dormant() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_join("1", 10, T0));
+    h.tick(T0 + settings().idle_after_ms * 10);
+    assert!(h.room.summary().live);
+    assert!(!h.room.is_dormant(T0 + settings().idle_after_ms * 10, &settings()));
+}
+
+#[test]
+fn a_snapshot_round_trip_keeps_live_state_and_settled_floors() {
+    let mut h = Harness::new(agora_key());
+    h.apply(&agora_create(T0));
+    h.apply(&agora_join("1", 10, T0));
+    h.apply(&agora_join("2", 10, T0 + S));
+    h.apply(&agora_leave("2", 20, T0 + 5 * S, 4 * S));
+    let bytes = postcard::to_allocvec(&h.room).unwrap();
+    let mut restored: Room = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(restored.view(), h.room.view());
+    assert_eq!(restored.applied_seq(), h.room.applied_seq());
+    // Already applied journal entries are skipped, and a late stale join cannot reopen "2".
+    assert!(restored.apply(2, &agora_join("9", 10, T0), T0, &settings()).is_empty());
+    restored.apply(99, &agora_join("2", 10, T0 + S), T0, &settings());
+    assert_eq!(restored.view(), h.room.view());
+}
+
+/// A realistic script for one room: participants with consecutive sessions (join, role
+/// changes, leave carrying its duration), the last one maybe still open, and maybe a room end
+/// after everything. Returns the events and the sessions they must produce.
+#[derive(Clone, Debug)]
+struct Script {
+    events: Vec<Event>,
+    expected: Vec<(String, i64, i64, Closure)>,
+    expected_live: Vec<String>,
+}
+
+fn agora_script() -> impl Strategy<Value = Script> {
+    let sessions = prop::collection::vec((1i64..50, 1i64..500, 0usize..3, 0i64..100), 1..4);
+    let people = prop::collection::vec((sessions, any::<bool>()), 1..5);
+    (people, any::<bool>(), any::<bool>()).prop_map(|(people, create, destroy)| {
+        let mut events = Vec::new();
+        let mut expected = Vec::new();
+        let mut expected_live = Vec::new();
+        let mut end_of_all = T0;
+        let mut open = Vec::new();
+        if create {
+            events.push(agora_create(T0));
+        }
+        for (index, (sessions, last_open)) in people.iter().enumerate() {
+            let uid = format!("{}", 100 + index);
+            let mut at = T0 + S;
+            let mut seq = 1_600_000_000_000u64;
+            for (n, &(gap, length, roles, _)) in sessions.iter().enumerate() {
+                at += gap * S;
+                seq += 10;
+                let joined = at;
+                events.push(agora_join(&uid, seq, joined));
+                for r in 0..roles {
+                    seq += 1;
+                    let role = if r % 2 == 0 { Role::Audience } else { Role::Broadcaster };
+                    events.push(agora_role(&uid, seq, joined + (r as i64 + 1) * 10, role));
+                }
+                at += length * S;
+                let is_last = n + 1 == sessions.len();
+                if is_last && *last_open {
+                    open.push((uid.clone(), joined));
+                } else {
+                    seq += 1;
+                    events.push(agora_leave(&uid, seq, at, at - joined));
+                    expected.push((uid.clone(), joined, at, Closure::Left));
+                }
+            }
+            end_of_all = end_of_all.max(at);
+        }
+        let end = end_of_all + S;
+        for (uid, joined) in open {
+            if destroy {
+                expected.push((uid, joined, end, Closure::RoomEnd));
+            } else {
+                expected_live.push(uid);
+            }
+        }
+        if destroy {
+            events.push(agora_destroy(end));
+        }
+        expected.sort();
+        expected_live.sort();
+        Script {
+            events,
+            expected,
+            expected_live,
+        }
+    })
+}
+
+fn livekit_script() -> impl Strategy<Value = Script> {
+    let people = prop::collection::vec((0usize..3, 1i64..500, 1i64..500, any::<bool>()), 1..6);
+    (people, any::<bool>(), any::<bool>()).prop_map(|(people, announce, finish)| {
+        let mut events = Vec::new();
+        let mut expected = Vec::new();
+        let mut expected_live = Vec::new();
+        if announce {
+            events.push(lk_started("RM_x", T0));
+        }
+        let mut last = T0;
+        let mut open = Vec::new();
+        for (index, &(identity, offset, length, leaves)) in people.iter().enumerate() {
+            let sid = format!("PA_{index}");
+            let identity = format!("user{identity}");
+            let joined = T0 + offset * S + index as i64;
+            events.push(lk_join("RM_x", &sid, &identity, joined));
+            if leaves {
+                let left = joined + length * S;
+                events.push(lk_leave("RM_x", &sid, &identity, joined, left));
+                expected.push((sid, joined, left, Closure::Left));
+                last = last.max(left);
+            } else {
+                open.push((sid, joined));
+                last = last.max(joined);
+            }
+        }
+        let end = last + S;
+        for (sid, joined) in open {
+            if finish {
+                expected.push((sid, joined, end, Closure::RoomEnd));
+            } else {
+                expected_live.push(sid);
+            }
+        }
+        if finish {
+            events.push(lk_finished("RM_x", end));
+        }
+        expected.sort();
+        expected_live.sort();
+        Script {
+            events,
+            expected,
+            expected_live,
+        }
+    })
+}
+
+/// The script's events in a random order, some of them delivered more than once.
+fn delivered(script: Script) -> impl Strategy<Value = (Script, Vec<Event>)> {
+    let n = script.events.len();
+    let duplicates = prop::collection::vec(0..n, 0..n.max(1));
+    (Just(script), duplicates)
+        .prop_flat_map(|(script, duplicates)| {
+            let mut all = script.events.clone();
+            all.extend(duplicates.iter().map(|&i| script.events[i].clone()));
+            (Just(script), Just(all).prop_shuffle())
+        })
+}
+
+fn check_any_order_gives_the_same_result(key: RoomKey, script: &Script, shuffled: &[Event]) {
+    let in_order = Harness::run(key.clone(), &script.events);
+    assert_eq!(in_order.spans(), script.expected, "in-order sessions");
+    let live: Vec<String> = in_order.live().into_iter().map(|(id, ..)| id).collect();
+    assert_eq!(live, script.expected_live, "in-order live participants");
+
+    let any_order = Harness::run(key, shuffled);
+    assert_eq!(any_order.spans(), in_order.spans(), "sessions");
+    assert_eq!(any_order.live(), in_order.live(), "live participants");
+    assert_eq!(any_order.room.summary(), in_order.room.summary(), "room summary");
+    assert_eq!(any_order.finished_first, in_order.finished_first, "sessions counted once\n{}\n---\n{}", any_order.trace.join("\n"), in_order.trace.join("\n"));
+    let history = |h: &Harness| {
+        h.history
+            .values()
+            .map(|r| (r.started_ms, r.ended_ms, r.peak_participants, r.participant_ms, r.sessions))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(history(&any_order), history(&in_order), "room history");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn agora_any_interleaving_and_duplication_gives_the_same_sessions_and_live_state(
+        (script, shuffled) in agora_script().prop_flat_map(delivered)
+    ) {
+        check_any_order_gives_the_same_result(agora_key(), &script, &shuffled);
+    }
+
+    #[test]
+    fn livekit_any_interleaving_and_duplication_gives_the_same_sessions_and_live_state(
+        (script, shuffled) in livekit_script().prop_flat_map(delivered)
+    ) {
+        check_any_order_gives_the_same_result(livekit_key(), &script, &shuffled);
+    }
+}
