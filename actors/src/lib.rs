@@ -1,5 +1,243 @@
-//! roomledger-actors: the domain model, the pure room state machine, the actors around it, and
-//! all sled storage.
+//! roomledger-actors: the domain model, the room logic, the actors around it and all storage.
+//! It knows nothing of HTTP; `roomledger-web` calls it through [`Engine`].
+//!
+//! Layout:
+//! - `model`: provider-neutral events, participants and sessions.
+//! - `room`: the pure room state machine; every ordering rule lives there.
+//! - `room_actor`: one actor per room, a thin shell around `Room`.
+//! - `directory`: the room address book; routes journal entries, takes snapshots.
+//! - `ingest`: dedupe, journal append and group commit: the path to "acknowledged".
+//! - `store`: all sled code. `store_actor`: the single writer of sessions and snapshots.
+//! - `recovery`: snapshot + journal replay at start.
+//! - `live`: the index of live rooms the read API and the gauges use.
+//! - `metrics`: the metric catalogue. `messages`: what the actors say to each other.
 
+pub mod directory;
+pub mod ingest;
+pub mod live;
+pub mod messages;
+pub mod metrics;
 pub mod model;
+pub mod recovery;
 pub mod room;
+pub mod room_actor;
+pub mod store;
+pub mod store_actor;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use actix::prelude::*;
+use parking_lot::Mutex;
+
+use crate::directory::Directory;
+use crate::ingest::{Ingest, IngestSettings};
+use crate::live::LiveRooms;
+use crate::messages::{GetRoom, StoreHealthy, TakeSnapshot};
+use crate::metrics::Metrics;
+use crate::model::RoomKey;
+use crate::recovery::{RecoveryReport, recover};
+use crate::room::{RoomSettings, RoomView};
+use crate::room_actor::RoomContext;
+use crate::store::{SnapshotMeta, Store, StoreError, StoreSettings};
+use crate::store_actor::StoreActor;
+
+/// Everything the engine needs to start, from the config.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub store: StoreSettings,
+    pub rooms: RoomSettings,
+    pub ingest: IngestSettings,
+    /// How often room actors run housekeeping and accrue time for the counters.
+    pub tick: Duration,
+    /// A snapshot is taken this often (and at shutdown).
+    pub snapshot_interval: Duration,
+    /// Threads that run room actors.
+    pub room_threads: usize,
+}
+
+impl EngineSettings {
+    /// Defaults with the store in `path`: for tests and benchmarks.
+    pub fn for_path(path: impl Into<std::path::PathBuf>) -> EngineSettings {
+        EngineSettings {
+            store: StoreSettings {
+                path: path.into(),
+                cache_bytes: 32 << 20,
+            },
+            rooms: RoomSettings::default(),
+            ingest: IngestSettings::default(),
+            tick: Duration::from_secs(5),
+            snapshot_interval: Duration::from_secs(60),
+            room_threads: 2,
+        }
+    }
+}
+
+/// Unix milliseconds from the system clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// The running actor system: ingest, rooms, store. Started inside an actix `System`.
+pub struct Engine {
+    pub ingest: Ingest,
+    pub directory: Addr<Directory>,
+    pub store_actor: Addr<StoreActor>,
+    pub store: Store,
+    pub live: Arc<LiveRooms>,
+    pub metrics: Arc<Metrics>,
+    pub recovery: RecoveryReport,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    arbiters: Mutex<Vec<Arbiter>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the store, recovers, starts the actors and the committer. Returns when the state
+    /// is exactly what it was before the last stop, ready to serve.
+    pub fn start(settings: &EngineSettings) -> Result<Engine, StoreError> {
+        let metrics = Arc::new(Metrics::new());
+        let store = Store::open(&settings.store)?;
+        let recovered = recover(&store, &settings.rooms, now_ms())?;
+        let report = recovered.report.clone();
+        tracing::info!(
+            snapshot = ?report.snapshot,
+            as_of_seq = report.as_of_seq,
+            replayed = report.replayed,
+            rooms = report.rooms,
+            live_participants = report.live_participants,
+            duration_ms = report.duration.as_millis() as u64,
+            "recovered"
+        );
+        metrics.recovery_duration.set(report.duration.as_secs_f64());
+        if let Ok(size) = store.size_on_disk() {
+            metrics.store_size.set(size as i64);
+        }
+
+        let live = Arc::new(LiveRooms::new());
+        let store_for_actor = store.clone();
+        let metrics_for_actor = metrics.clone();
+        let store_actor = SyncArbiter::start(1, move || {
+            StoreActor::new(store_for_actor.clone(), metrics_for_actor.clone())
+        });
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let context = Arc::new(RoomContext {
+            settings: settings.rooms,
+            tick: settings.tick,
+            store: store_actor.clone(),
+            live: live.clone(),
+            metrics: metrics.clone(),
+            in_flight: in_flight.clone(),
+            clock: now_ms,
+        });
+        let arbiters: Vec<Arbiter> = (0..settings.room_threads.max(1))
+            .map(|_| Arbiter::new())
+            .collect();
+        let handles = arbiters.iter().map(Arbiter::handle).collect();
+        let directory = Directory::new(
+            context,
+            handles,
+            recovered.rooms,
+            report.next_seq.saturating_sub(1),
+        );
+        let interval = settings.snapshot_interval;
+        let directory = Directory::start_in_arbiter(&Arbiter::new().handle(), move |ctx| {
+            ctx.run_interval(interval, |_, ctx| {
+                let me = ctx.address();
+                actix::spawn(async move {
+                    if let Ok(Err(error)) = me.send(TakeSnapshot).await {
+                        tracing::warn!(%error, "periodic snapshot not written");
+                    }
+                });
+            });
+            directory
+        });
+        let (ingest, committer) = Ingest::start(
+            store.clone(),
+            directory.clone().recipient(),
+            report.next_seq,
+            in_flight,
+            metrics.clone(),
+            settings.ingest,
+        );
+        Ok(Engine {
+            ingest,
+            directory,
+            store_actor,
+            store,
+            live,
+            metrics,
+            recovery: report,
+            committer: Mutex::new(Some(committer)),
+            arbiters: Mutex::new(arbiters),
+        })
+    }
+
+    /// The live view of a room, if an actor holds it.
+    pub async fn room(&self, key: RoomKey) -> Option<RoomView> {
+        self.directory.send(GetRoom(key)).await.ok().flatten()
+    }
+
+    pub async fn snapshot(&self) -> Result<SnapshotMeta, String> {
+        self.directory
+            .send(TakeSnapshot)
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
+    /// `/health`: sled answers a write and a read, and no write has failed.
+    pub async fn healthy(&self) -> Result<(), String> {
+        let store = self.store.clone();
+        let probe = tokio::task::spawn_blocking(move || store.probe())
+            .await
+            .map_err(|e| e.to_string())?;
+        probe.map_err(|e| e.to_string())?;
+        match self.store_actor.send(StoreHealthy).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("a session write failed since the last start".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Graceful stop: commit and apply what is queued, write a snapshot, flush.
+    pub async fn shutdown(&self) {
+        self.ingest.close().await;
+        let committer = self.committer.lock().take();
+        if let Some(committer) = committer {
+            let _ = tokio::task::spawn_blocking(move || committer.join()).await;
+        }
+        // Wait until every dispatched entry is applied, so the snapshot holds all of them.
+        for _ in 0..500 {
+            if self.ingest.in_flight() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match self.snapshot().await {
+            Ok(meta) => tracing::info!(
+                snapshot = meta.id,
+                as_of_seq = meta.as_of_seq,
+                "final snapshot written"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "final snapshot not written; the journal still holds everything")
+            }
+        }
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        for arbiter in self.arbiters.lock().drain(..) {
+            arbiter.stop();
+        }
+    }
+}

@@ -119,7 +119,9 @@ pub enum EventKind {
     },
     /// Accepted and journaled, but with no effect on presence (tracks, egress, ingress, recording
     /// notices). Kept so the webhook log and journal show everything the provider said.
-    Other { name: String },
+    Other {
+        name: String,
+    },
 }
 
 /// Ordering key for a join on providers with single-use participant ids.

@@ -55,7 +55,9 @@ impl Default for RoomSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// A participant became live.
-    SessionStarted { joined_ms: i64 },
+    SessionStarted {
+        joined_ms: i64,
+    },
     /// A finished session to upsert. `first` is false when this corrects a session that was
     /// already reported finished (so counters do not count it twice).
     SessionFinished {
@@ -543,8 +545,11 @@ impl Room {
                     .find(|(known, _)| known == id)
                     .map(|&(_, at)| at)
             });
-            let mut instance =
-                Instance::new(id.map(str::to_owned), early.unwrap_or(at_ms), early.is_some());
+            let mut instance = Instance::new(
+                id.map(str::to_owned),
+                early.unwrap_or(at_ms),
+                early.is_some(),
+            );
             instance.ended_ms = Some(at_ms);
             instance.end_reason = Some("room_end".into());
             effects.push(Effect::RoomSessionFinished(instance.summarise(&self.key)));
@@ -982,7 +987,12 @@ impl Room {
         (sessions, live)
     }
 
-    fn session_from_leave(&self, leave: &Seen, joined_ms: i64, reason: String) -> ParticipantSession {
+    fn session_from_leave(
+        &self,
+        leave: &Seen,
+        joined_ms: i64,
+        reason: String,
+    ) -> ParticipantSession {
         let participant = &leave.participant;
         ParticipantSession {
             room: self.key.clone(),

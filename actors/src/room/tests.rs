@@ -84,11 +84,21 @@ fn agora_role(uid: &str, seq: u64, at_ms: i64, role: Role) -> Event {
 }
 
 fn agora_create(at_ms: i64) -> Event {
-    event(&agora_key(), "create", at_ms, EventKind::RoomStarted { instance: None })
+    event(
+        &agora_key(),
+        "create",
+        at_ms,
+        EventKind::RoomStarted { instance: None },
+    )
 }
 
 fn agora_destroy(at_ms: i64) -> Event {
-    event(&agora_key(), "destroy", at_ms, EventKind::RoomFinished { instance: None })
+    event(
+        &agora_key(),
+        "destroy",
+        at_ms,
+        EventKind::RoomFinished { instance: None },
+    )
 }
 
 fn lk_started(sid: &str, at_ms: i64) -> Event {
@@ -182,11 +192,26 @@ impl Harness {
     fn apply(&mut self, event: &Event) -> Vec<Effect> {
         self.seq += 1;
         let effects = self.room.apply(self.seq, event, T0, &settings());
-        self.trace.push(format!("{} -> {:?}", event.id, effects.iter().filter_map(|e| match e {
-            Effect::SessionFinished { session, first } => Some(format!("fin {} {} {:?} first={first}", session.participant_id, session.joined_ms - T0, session.closure)),
-            Effect::SessionRetracted { participant_id, joined_ms } => Some(format!("retract {participant_id} {}", joined_ms - T0)),
-            _ => None,
-        }).collect::<Vec<_>>()));
+        self.trace.push(format!(
+            "{} -> {:?}",
+            event.id,
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::SessionFinished { session, first } => Some(format!(
+                        "fin {} {} {:?} first={first}",
+                        session.participant_id,
+                        session.joined_ms - T0,
+                        session.closure
+                    )),
+                    Effect::SessionRetracted {
+                        participant_id,
+                        joined_ms,
+                    } => Some(format!("retract {participant_id} {}", joined_ms - T0)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        ));
         self.absorb(&effects);
         effects
     }
@@ -264,7 +289,10 @@ fn agora_join_then_leave_gives_one_session_with_the_payload_times() {
     assert_eq!(h.room.summary().participants, 1);
     h.apply(&agora_leave("7", 20, T0 + 61 * S, 60 * S));
     assert_eq!(h.live(), vec![]);
-    assert_eq!(h.spans(), vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]);
+    assert_eq!(
+        h.spans(),
+        vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]
+    );
     assert_eq!(h.sessions.values().next().unwrap().reason, "quit");
     assert!(h.anomalies.is_empty(), "{:?}", h.anomalies);
     assert_eq!((h.started, h.finished_first), (1, 1));
@@ -274,7 +302,10 @@ fn agora_join_then_leave_gives_one_session_with_the_payload_times() {
 fn a_leave_that_arrives_before_its_join_still_yields_the_session_and_the_join_does_not_reopen() {
     let mut h = Harness::new(agora_key());
     h.apply(&agora_leave("7", 20, T0 + 61 * S, 60 * S));
-    assert_eq!(h.spans(), vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]);
+    assert_eq!(
+        h.spans(),
+        vec![("7".into(), T0 + S, T0 + 61 * S, Closure::Left)]
+    );
     h.apply(&agora_join("7", 10, T0 + S));
     assert_eq!(h.live(), vec![], "a join after its own leave never reopens");
     assert_eq!(h.sessions.len(), 1);
@@ -335,8 +366,14 @@ fn a_leave_after_the_room_end_corrects_the_session_without_counting_it_twice() {
     h.apply(&agora_destroy(T0 + 100 * S));
     assert_eq!(h.finished_first, 1);
     h.apply(&agora_leave("1", 20, T0 + 90 * S, 90 * S));
-    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 90 * S, Closure::Left)]);
-    assert_eq!(h.finished_first, 1, "the correction is not a second session");
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0, T0 + 90 * S, Closure::Left)]
+    );
+    assert_eq!(
+        h.finished_first, 1,
+        "the correction is not a second session"
+    );
     assert_eq!(h.history.values().last().unwrap().participant_ms, 90 * S);
 }
 
@@ -367,10 +404,19 @@ fn a_second_join_without_a_leave_supersedes_the_first_and_the_late_leave_correct
         h.spans(),
         vec![("1".into(), T0, T0 + 100 * S, Closure::Superseded)]
     );
-    assert_eq!(h.live(), vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]);
+    assert_eq!(
+        h.live(),
+        vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]
+    );
     h.apply(&agora_leave("1", 20, T0 + 40 * S, 40 * S));
-    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 40 * S, Closure::Left)]);
-    assert_eq!(h.live(), vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]);
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0, T0 + 40 * S, Closure::Left)]
+    );
+    assert_eq!(
+        h.live(),
+        vec![("1".into(), T0 + 100 * S, Role::Broadcaster)]
+    );
     assert_eq!(h.finished_first, 1);
 }
 
@@ -382,11 +428,17 @@ fn a_participant_silent_past_the_timeout_is_closed_with_reason_timeout() {
     assert!(h.tick(T0 + timeout - 1).is_empty());
     h.tick(T0 + timeout);
     assert_eq!(h.live(), vec![]);
-    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + timeout, Closure::Timeout)]);
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0, T0 + timeout, Closure::Timeout)]
+    );
     assert_eq!(h.sessions.values().next().unwrap().reason, "timeout");
     // The real leave, should it come, is more authoritative.
     h.apply(&agora_leave("1", 20, T0 + 3600 * S, 3600 * S));
-    assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 3600 * S, Closure::Left)]);
+    assert_eq!(
+        h.spans(),
+        vec![("1".into(), T0, T0 + 3600 * S, Closure::Left)]
+    );
     assert_eq!(h.finished_first, 1);
 }
 
@@ -402,7 +454,10 @@ fn livekit_sessions_are_keyed_by_sid_so_a_second_connection_of_an_identity_is_a_
         h.spans(),
         vec![("PA_a".into(), T0 + 1_234, T0 + 51 * S, Closure::Left)]
     );
-    assert_eq!(h.live(), vec![("PA_b".into(), T0 + 50 * S, Role::Publisher)]);
+    assert_eq!(
+        h.live(),
+        vec![("PA_b".into(), T0 + 50 * S, Role::Publisher)]
+    );
     assert_eq!(h.room.view().instance.as_deref(), Some("RM_1"));
 }
 
@@ -416,7 +471,10 @@ fn livekit_room_sid_separates_instances_of_a_reused_room_name() {
     h.apply(&lk_join("RM_2", "PA_b", "bob", T0 + 201 * S));
     // A late join of the first instance must not go live in the second.
     h.apply(&lk_join("RM_1", "PA_c", "carol", T0 + 50 * S));
-    assert_eq!(h.live(), vec![("PA_b".into(), T0 + 201 * S, Role::Publisher)]);
+    assert_eq!(
+        h.live(),
+        vec![("PA_b".into(), T0 + 201 * S, Role::Publisher)]
+    );
     assert_eq!(
         h.spans(),
         vec![
@@ -428,7 +486,14 @@ fn livekit_room_sid_separates_instances_of_a_reused_room_name() {
     h.apply(&lk_finished("RM_1", T0 + 100 * S));
     assert!(h.room.summary().live);
     let first = &h.history[&(T0 + 100 * S)];
-    assert_eq!((first.instance.as_str(), first.sessions, first.peak_participants), ("RM_1", 2, 2));
+    assert_eq!(
+        (
+            first.instance.as_str(),
+            first.sessions,
+            first.peak_participants
+        ),
+        ("RM_1", 2, 2)
+    );
 }
 
 #[test]
@@ -436,18 +501,42 @@ fn accrual_is_exact_for_known_sessions_and_never_negative() {
     let mut h = Harness::new(agora_key());
     h.apply(&agora_create(T0));
     h.apply(&agora_join("1", 10, T0));
-    assert_eq!(h.room.accrue(T0 + 5 * S), Accrual { participant_ms: 5 * S, room_ms: 5 * S });
-    assert_eq!(h.room.accrue(T0 + 12 * S), Accrual { participant_ms: 7 * S, room_ms: 7 * S });
+    assert_eq!(
+        h.room.accrue(T0 + 5 * S),
+        Accrual {
+            participant_ms: 5 * S,
+            room_ms: 5 * S
+        }
+    );
+    assert_eq!(
+        h.room.accrue(T0 + 12 * S),
+        Accrual {
+            participant_ms: 7 * S,
+            room_ms: 7 * S
+        }
+    );
     // The leave is stamped before time already accrued: the counter keeps what it has, the
     // session record says 8 s.
     h.apply(&agora_leave("1", 20, T0 + 8 * S, 8 * S));
-    assert_eq!(h.room.accrue(T0 + 20 * S), Accrual { participant_ms: 0, room_ms: 8 * S });
+    assert_eq!(
+        h.room.accrue(T0 + 20 * S),
+        Accrual {
+            participant_ms: 0,
+            room_ms: 8 * S
+        }
+    );
     assert_eq!(h.spans(), vec![("1".into(), T0, T0 + 8 * S, Closure::Left)]);
     // A session shorter than a tick is counted whole at its end.
     h.apply(&agora_join("2", 10, T0 + 21 * S));
     h.apply(&agora_leave("2", 20, T0 + 23 * S, 2 * S));
     h.apply(&agora_destroy(T0 + 24 * S));
-    assert_eq!(h.room.accrue(T0 + 30 * S), Accrual { participant_ms: 2 * S, room_ms: 4 * S });
+    assert_eq!(
+        h.room.accrue(T0 + 30 * S),
+        Accrual {
+            participant_ms: 2 * S,
+            room_ms: 4 * S
+        }
+    );
 }
 
 #[test]
@@ -484,7 +573,10 @@ fn a_room_with_a_live_participant_is_never_dormant() {
     h.apply(&agora_join("1", 10, T0));
     h.tick(T0 + settings().idle_after_ms * 10);
     assert!(h.room.summary().live);
-    assert!(!h.room.is_dormant(T0 + settings().idle_after_ms * 10, &settings()));
+    assert!(
+        !h.room
+            .is_dormant(T0 + settings().idle_after_ms * 10, &settings())
+    );
 }
 
 #[test]
@@ -499,7 +591,11 @@ fn a_snapshot_round_trip_keeps_live_state_and_settled_floors() {
     assert_eq!(restored.view(), h.room.view());
     assert_eq!(restored.applied_seq(), h.room.applied_seq());
     // Already applied journal entries are skipped, and a late stale join cannot reopen "2".
-    assert!(restored.apply(2, &agora_join("9", 10, T0), T0, &settings()).is_empty());
+    assert!(
+        restored
+            .apply(2, &agora_join("9", 10, T0), T0, &settings())
+            .is_empty()
+    );
     restored.apply(99, &agora_join("2", 10, T0 + S), T0, &settings());
     assert_eq!(restored.view(), h.room.view());
 }
@@ -537,7 +633,11 @@ fn agora_script() -> impl Strategy<Value = Script> {
                 events.push(agora_join(&uid, seq, joined));
                 for r in 0..roles {
                     seq += 1;
-                    let role = if r % 2 == 0 { Role::Audience } else { Role::Broadcaster };
+                    let role = if r % 2 == 0 {
+                        Role::Audience
+                    } else {
+                        Role::Broadcaster
+                    };
                     events.push(agora_role(&uid, seq, joined + (r as i64 + 1) * 10, role));
                 }
                 at += length * S;
@@ -624,12 +724,11 @@ fn livekit_script() -> impl Strategy<Value = Script> {
 fn delivered(script: Script) -> impl Strategy<Value = (Script, Vec<Event>)> {
     let n = script.events.len();
     let duplicates = prop::collection::vec(0..n, 0..n.max(1));
-    (Just(script), duplicates)
-        .prop_flat_map(|(script, duplicates)| {
-            let mut all = script.events.clone();
-            all.extend(duplicates.iter().map(|&i| script.events[i].clone()));
-            (Just(script), Just(all).prop_shuffle())
-        })
+    (Just(script), duplicates).prop_flat_map(|(script, duplicates)| {
+        let mut all = script.events.clone();
+        all.extend(duplicates.iter().map(|&i| script.events[i].clone()));
+        (Just(script), Just(all).prop_shuffle())
+    })
 }
 
 fn check_any_order_gives_the_same_result(key: RoomKey, script: &Script, shuffled: &[Event]) {
@@ -641,12 +740,30 @@ fn check_any_order_gives_the_same_result(key: RoomKey, script: &Script, shuffled
     let any_order = Harness::run(key, shuffled);
     assert_eq!(any_order.spans(), in_order.spans(), "sessions");
     assert_eq!(any_order.live(), in_order.live(), "live participants");
-    assert_eq!(any_order.room.summary(), in_order.room.summary(), "room summary");
-    assert_eq!(any_order.finished_first, in_order.finished_first, "sessions counted once\n{}\n---\n{}", any_order.trace.join("\n"), in_order.trace.join("\n"));
+    assert_eq!(
+        any_order.room.summary(),
+        in_order.room.summary(),
+        "room summary"
+    );
+    assert_eq!(
+        any_order.finished_first,
+        in_order.finished_first,
+        "sessions counted once\n{}\n---\n{}",
+        any_order.trace.join("\n"),
+        in_order.trace.join("\n")
+    );
     let history = |h: &Harness| {
         h.history
             .values()
-            .map(|r| (r.started_ms, r.ended_ms, r.peak_participants, r.participant_ms, r.sessions))
+            .map(|r| {
+                (
+                    r.started_ms,
+                    r.ended_ms,
+                    r.peak_participants,
+                    r.participant_ms,
+                    r.sessions,
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(history(&any_order), history(&in_order), "room history");

@@ -1,0 +1,406 @@
+//! The ingest path from a verified event to "acknowledged": dedupe, journal append, group
+//! commit. Webhook handlers call [`Ingest::submit`] and answer 2xx only when it returns `Ok`,
+//! which it does only after the event (or the original it duplicates) is flushed to disk.
+//!
+//! One committer thread owns the journal: it takes every submission waiting in its queue, checks
+//! each against the dedupe cache and tree, appends the new ones in one transaction, flushes once
+//! for all of them (group commit), then hands them to the `Directory` in seq order and answers
+//! every waiter. Being the only writer makes dedupe race-free and keeps seqs gap-free. A moka
+//! cache of recently committed keys lets handlers answer most re-deliveries without queueing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use actix::Recipient;
+use moka::sync::Cache;
+use tokio::sync::oneshot;
+
+use crate::messages::{Accepted, Dispatch};
+use crate::metrics::Metrics;
+use crate::model::Event;
+use crate::store::{Append, JournalEntry, Store, StoreError, dedupe_key};
+
+/// How one event fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// New and durable under this journal seq.
+    Accepted { seq: u64 },
+    /// Seen before; the original is durable.
+    Duplicate,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the journal could not be written: {0}")]
+    Unavailable(#[source] StoreError),
+    #[error("too many events are waiting to be applied; retry shortly")]
+    Overloaded,
+    #[error("roomledger is shutting down")]
+    Closed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IngestSettings {
+    /// Submissions waiting for the committer before new ones are refused (503).
+    pub queue: usize,
+    /// Events dispatched to rooms and not yet applied before new ones are refused (503).
+    pub max_in_flight: usize,
+    /// Most events in one group commit.
+    pub max_batch: usize,
+    /// Recently committed dedupe keys kept in memory.
+    pub cache_entries: u64,
+    /// How long a dedupe key is remembered (memory and disk).
+    pub dedupe_window: Duration,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            queue: 8192,
+            max_in_flight: 200_000,
+            max_batch: 2048,
+            cache_entries: 200_000,
+            dedupe_window: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Vec<Outcome>, IngestError>>;
+
+enum Submission {
+    Events {
+        events: Vec<Event>,
+        received_ms: i64,
+        reply: Reply,
+    },
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle web handlers hold. Cheap to clone.
+#[derive(Clone)]
+pub struct Ingest {
+    queue: SyncSender<Submission>,
+    cache: Cache<Vec<u8>, ()>,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: usize,
+}
+
+impl std::fmt::Debug for Ingest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ingest").finish_non_exhaustive()
+    }
+}
+
+impl Ingest {
+    /// Starts the committer thread. `next_seq` is the first seq it may assign.
+    pub fn start(
+        store: Store,
+        dispatch: Recipient<Dispatch>,
+        next_seq: u64,
+        in_flight: Arc<AtomicUsize>,
+        metrics: Arc<Metrics>,
+        settings: IngestSettings,
+    ) -> (Ingest, JoinHandle<()>) {
+        let (queue, receiver) = mpsc::sync_channel(settings.queue);
+        let cache = Cache::builder()
+            .max_capacity(settings.cache_entries)
+            .time_to_live(settings.dedupe_window)
+            .build();
+        let committer = Committer {
+            store,
+            dispatch,
+            cache: cache.clone(),
+            next_seq,
+            durable_seq: next_seq.saturating_sub(1),
+            undispatched: Vec::new(),
+            in_flight: in_flight.clone(),
+            metrics,
+            max_batch: settings.max_batch,
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal-committer".into())
+            .spawn(move || committer.run(receiver))
+            .expect("invariant: the OS can start one thread at startup");
+        let ingest = Ingest {
+            queue,
+            cache,
+            in_flight,
+            max_in_flight: settings.max_in_flight,
+        };
+        (ingest, thread)
+    }
+
+    /// Makes `events` durable (or recognises them as duplicates of durable ones). Only an `Ok`
+    /// may be acknowledged to the provider.
+    pub async fn submit(
+        &self,
+        events: Vec<Event>,
+        received_ms: i64,
+    ) -> Result<Vec<Outcome>, IngestError> {
+        if events
+            .iter()
+            .all(|e| self.cache.contains_key(&dedupe_key(e)))
+        {
+            return Ok(vec![Outcome::Duplicate; events.len()]);
+        }
+        if self.in_flight.load(Ordering::Acquire) >= self.max_in_flight {
+            return Err(IngestError::Overloaded);
+        }
+        let (reply, answer) = oneshot::channel();
+        match self.queue.try_send(Submission::Events {
+            events,
+            received_ms,
+            reply,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => return Err(IngestError::Overloaded),
+            Err(TrySendError::Disconnected(_)) => return Err(IngestError::Closed),
+        }
+        answer.await.map_err(|_| IngestError::Closed)?
+    }
+
+    /// Commits and dispatches what is queued, then stops the committer. Later submissions
+    /// answer `Closed`.
+    pub async fn close(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.queue.send(Submission::Close(done)).is_ok() {
+            let _ = finished.await;
+        }
+    }
+
+    /// Entries dispatched and not yet applied by their rooms.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+struct Committer {
+    store: Store,
+    dispatch: Recipient<Dispatch>,
+    cache: Cache<Vec<u8>, ()>,
+    next_seq: u64,
+    /// Everything up to this seq is flushed.
+    durable_seq: u64,
+    /// Appended but not yet flushed successfully; dispatched after the next successful flush.
+    undispatched: Vec<(Accepted, Vec<u8>)>,
+    in_flight: Arc<AtomicUsize>,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+}
+
+/// What one submission waits for.
+struct Waiter {
+    reply: Reply,
+    outcomes: Vec<Outcome>,
+    /// Set when the submission's fate depends on this batch's flush.
+    needs_flush: bool,
+    failed: Option<StoreError>,
+}
+
+impl Committer {
+    fn run(mut self, receiver: Receiver<Submission>) {
+        loop {
+            let first = if self.undispatched.is_empty() {
+                match receiver.recv() {
+                    Ok(submission) => submission,
+                    Err(_) => break,
+                }
+            } else {
+                // A flush failed earlier: keep retrying it even when nothing new arrives, so
+                // what was appended becomes durable (and applied) once the disk recovers.
+                match receiver.recv_timeout(Duration::from_secs(1)) {
+                    Ok(submission) => submission,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.commit(Vec::new(), Vec::new());
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut batch = vec![first];
+            let mut events = 0;
+            while events < self.max_batch {
+                match receiver.try_recv() {
+                    Ok(submission) => {
+                        if let Submission::Events { events: e, .. } = &submission {
+                            events += e.len();
+                        }
+                        batch.push(submission);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut closing = Vec::new();
+            let mut submissions = Vec::with_capacity(batch.len());
+            for submission in batch {
+                match submission {
+                    Submission::Events {
+                        events,
+                        received_ms,
+                        reply,
+                    } => submissions.push((events, received_ms, reply)),
+                    Submission::Close(done) => closing.push(done),
+                }
+            }
+            self.process(submissions);
+            if !closing.is_empty() {
+                if !self.undispatched.is_empty() {
+                    self.commit(Vec::new(), Vec::new());
+                }
+                for done in closing {
+                    let _ = done.send(());
+                }
+                // Anything queued after the close is refused by dropping the receiver.
+                return;
+            }
+        }
+    }
+
+    fn process(&mut self, submissions: Vec<(Vec<Event>, i64, Reply)>) {
+        let mut waiters = Vec::with_capacity(submissions.len());
+        let mut new: Vec<(Accepted, Vec<u8>)> = Vec::new();
+        let mut in_batch: HashMap<Vec<u8>, u64> = HashMap::new();
+        for (events, received_ms, reply) in submissions {
+            let mut waiter = Waiter {
+                reply,
+                outcomes: Vec::with_capacity(events.len()),
+                needs_flush: false,
+                failed: None,
+            };
+            for event in events {
+                let key = dedupe_key(&event);
+                if self.cache.contains_key(&key) {
+                    waiter.outcomes.push(Outcome::Duplicate);
+                    continue;
+                }
+                if in_batch.contains_key(&key) {
+                    waiter.outcomes.push(Outcome::Duplicate);
+                    waiter.needs_flush = true;
+                    continue;
+                }
+                match self.store.dedupe_lookup(&key) {
+                    Ok(Some(original)) => {
+                        waiter.outcomes.push(Outcome::Duplicate);
+                        // The original was appended but its flush failed: this answer waits for
+                        // a flush just like the original would have.
+                        if original > self.durable_seq {
+                            waiter.needs_flush = true;
+                        }
+                    }
+                    Ok(None) => {
+                        let seq = self.next_seq + new.len() as u64;
+                        in_batch.insert(key.clone(), seq);
+                        waiter.outcomes.push(Outcome::Accepted { seq });
+                        waiter.needs_flush = true;
+                        new.push((
+                            Accepted {
+                                seq,
+                                entry: Arc::new(JournalEntry { received_ms, event }),
+                            },
+                            key,
+                        ));
+                    }
+                    Err(error) => {
+                        waiter.failed = Some(error);
+                        break;
+                    }
+                }
+            }
+            waiters.push(waiter);
+        }
+        self.commit(new, waiters);
+    }
+
+    /// Appends `new`, flushes, and on success dispatches everything not yet dispatched and
+    /// answers the waiters.
+    fn commit(&mut self, new: Vec<(Accepted, Vec<u8>)>, waiters: Vec<Waiter>) {
+        let started = Instant::now();
+        let appended = if new.is_empty() {
+            Ok(())
+        } else {
+            let appends: Vec<Append> = new
+                .iter()
+                .map(|(accepted, key)| Append {
+                    seq: accepted.seq,
+                    dedupe_key: key,
+                    entry: &accepted.entry,
+                })
+                .collect();
+            self.store.append(&appends)
+        };
+        let mut new_waiters_failed = false;
+        match appended {
+            Ok(()) => {
+                self.next_seq += new.len() as u64;
+                self.undispatched.extend(new);
+            }
+            Err(error) => {
+                // Nothing of this batch was written (the append is one transaction), so its
+                // seqs are free again and its submitters may retry.
+                self.metrics.store_errors.inc();
+                tracing::error!(%error, "journal append failed; answering 503");
+                new_waiters_failed = true;
+            }
+        }
+        let needs_flush = !self.undispatched.is_empty() || waiters.iter().any(|w| w.needs_flush);
+        let flushed = if needs_flush {
+            self.store.flush()
+        } else {
+            Ok(())
+        };
+        match flushed {
+            Ok(()) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let events = self.undispatched.len();
+                if events > 0 {
+                    self.metrics.journal_commit.observe(elapsed);
+                    self.metrics.journal_batch.observe(events as f64);
+                    let entries: Vec<Accepted> = self
+                        .undispatched
+                        .drain(..)
+                        .map(|(accepted, key)| {
+                            self.cache.insert(key, ());
+                            accepted
+                        })
+                        .collect();
+                    if let Some(last) = entries.last() {
+                        self.durable_seq = last.seq;
+                    }
+                    self.in_flight.fetch_add(entries.len(), Ordering::AcqRel);
+                    self.dispatch.do_send(Dispatch(entries));
+                }
+                for waiter in waiters {
+                    let answer = match (waiter.failed, new_waiters_failed && waiter.needs_flush) {
+                        (Some(error), _) => Err(IngestError::Unavailable(error)),
+                        (None, true) => Err(IngestError::Unavailable(StoreError::Unavailable(
+                            "the journal append failed".into(),
+                        ))),
+                        (None, false) => Ok(waiter.outcomes),
+                    };
+                    let _ = waiter.reply.send(answer);
+                }
+            }
+            Err(error) => {
+                self.metrics.store_errors.inc();
+                tracing::error!(%error, pending = self.undispatched.len(), "journal flush failed; answering 503 and retrying");
+                for waiter in waiters {
+                    let answer = if waiter.needs_flush || waiter.failed.is_some() {
+                        Err(IngestError::Unavailable(match waiter.failed {
+                            Some(error) => error,
+                            None => {
+                                StoreError::Unavailable(format!("journal flush failed: {error}"))
+                            }
+                        }))
+                    } else {
+                        Ok(waiter.outcomes)
+                    };
+                    let _ = waiter.reply.send(answer);
+                }
+            }
+        }
+    }
+}

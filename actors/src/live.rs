@@ -1,0 +1,319 @@
+//! The live room index: one small summary per live room, kept in the order the read API lists
+//! rooms (most participants first), so `GET /api/v1/rooms` pages through 100,000 rooms without
+//! asking any actor. Room actors publish their summary after every change; readers take a read
+//! lock and copy at most a page. It also feeds the concurrency gauges and the live page's stream.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use parking_lot::RwLock;
+use tokio::sync::broadcast;
+
+use crate::metrics::ROOM_SIZE_BUCKETS;
+use crate::model::{Provider, RoomKey};
+use crate::room::RoomSummary;
+
+/// One live room, as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveRoom {
+    pub room: RoomKey,
+    pub participants: u32,
+    pub started_ms: Option<i64>,
+}
+
+/// Where a listing continues: the last room shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomCursor {
+    pub participants: u32,
+    pub room: RoomKey,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RoomFilter {
+    pub provider: Option<Provider>,
+    pub app: Option<String>,
+    /// Case-insensitive substring of the room name.
+    pub query: Option<String>,
+}
+
+impl RoomFilter {
+    fn matches(&self, room: &RoomKey) -> bool {
+        self.provider.is_none_or(|p| p == room.provider)
+            && self.app.as_deref().is_none_or(|a| a == room.app)
+            && self
+                .query
+                .as_deref()
+                .is_none_or(|q| room.room.to_lowercase().contains(&q.to_lowercase()))
+    }
+}
+
+/// Per-provider totals for the gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub rooms: u64,
+    pub participants: u64,
+    /// Live rooms per size bucket (not cumulative); index i counts sizes in
+    /// `(ROOM_SIZE_BUCKETS[i-1], ROOM_SIZE_BUCKETS[i]]`.
+    pub size_buckets: [u64; ROOM_SIZE_BUCKETS.len()],
+}
+
+/// A change to the live index, for the page's server-sent event stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveChange {
+    /// Position in the stream of changes, for resuming after a reconnect.
+    pub sequence: u64,
+    pub room: RoomKey,
+    /// `None` when the room stopped being live.
+    pub participants: Option<u32>,
+    pub started_ms: Option<i64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<RoomKey, (u32, Option<i64>)>,
+    order: BTreeSet<(Reverse<u32>, RoomKey)>,
+    totals: HashMap<Provider, Totals>,
+    sequence: u64,
+}
+
+pub struct LiveRooms {
+    inner: RwLock<Inner>,
+    changes: broadcast::Sender<LiveChange>,
+}
+
+impl std::fmt::Debug for LiveRooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRooms").finish_non_exhaustive()
+    }
+}
+
+impl Default for LiveRooms {
+    fn default() -> Self {
+        LiveRooms::new()
+    }
+}
+
+fn bucket(participants: u32) -> usize {
+    ROOM_SIZE_BUCKETS
+        .iter()
+        .position(|&le| participants <= le)
+        .unwrap_or(ROOM_SIZE_BUCKETS.len())
+}
+
+impl LiveRooms {
+    pub fn new() -> LiveRooms {
+        let (changes, _) = broadcast::channel(4096);
+        LiveRooms {
+            inner: RwLock::new(Inner::default()),
+            changes,
+        }
+    }
+
+    /// Records a room's current summary; a room that is not live leaves the index.
+    pub fn publish(&self, room: &RoomKey, summary: RoomSummary) {
+        let entry = summary
+            .live
+            .then_some((summary.participants, summary.started_ms));
+        let mut inner = self.inner.write();
+        let previous = inner.rooms.get(room).copied();
+        if previous == entry {
+            return;
+        }
+        if let Some((count, _)) = previous {
+            inner.order.remove(&(Reverse(count), room.clone()));
+            let totals = inner.totals.entry(room.provider).or_default();
+            totals.rooms -= 1;
+            totals.participants -= count as u64;
+            if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
+                *slot -= 1;
+            }
+        }
+        match entry {
+            Some((count, started)) => {
+                inner.rooms.insert(room.clone(), (count, started));
+                inner.order.insert((Reverse(count), room.clone()));
+                let totals = inner.totals.entry(room.provider).or_default();
+                totals.rooms += 1;
+                totals.participants += count as u64;
+                if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
+                    *slot += 1;
+                }
+            }
+            None => {
+                inner.rooms.remove(room);
+            }
+        }
+        inner.sequence += 1;
+        let change = LiveChange {
+            sequence: inner.sequence,
+            room: room.clone(),
+            participants: entry.map(|(count, _)| count),
+            started_ms: entry.and_then(|(_, started)| started),
+        };
+        drop(inner);
+        // Nobody listening is fine: the stream is best effort, the index is the truth.
+        let _ = self.changes.send(change);
+    }
+
+    pub fn remove(&self, room: &RoomKey) {
+        self.publish(
+            room,
+            RoomSummary {
+                live: false,
+                participants: 0,
+                started_ms: None,
+            },
+        );
+    }
+
+    /// Live rooms after `cursor`, most participants first (ties by provider, app, name).
+    pub fn page(
+        &self,
+        filter: &RoomFilter,
+        limit: usize,
+        cursor: Option<&RoomCursor>,
+    ) -> (Vec<LiveRoom>, Option<RoomCursor>) {
+        use std::ops::Bound;
+        let inner = self.inner.read();
+        let start = match cursor {
+            Some(c) => Bound::Excluded((Reverse(c.participants), c.room.clone())),
+            None => Bound::Unbounded,
+        };
+        let mut rooms = Vec::with_capacity(limit.min(1024));
+        let mut next = None;
+        for (Reverse(count), room) in inner.order.range((start, Bound::Unbounded)) {
+            if !filter.matches(room) {
+                continue;
+            }
+            if rooms.len() == limit {
+                next = rooms.last().map(|last: &LiveRoom| RoomCursor {
+                    participants: last.participants,
+                    room: last.room.clone(),
+                });
+                break;
+            }
+            let started_ms = inner.rooms.get(room).and_then(|(_, s)| *s);
+            rooms.push(LiveRoom {
+                room: room.clone(),
+                participants: *count,
+                started_ms,
+            });
+        }
+        (rooms, next)
+    }
+
+    pub fn get(&self, room: &RoomKey) -> Option<LiveRoom> {
+        let inner = self.inner.read();
+        inner
+            .rooms
+            .get(room)
+            .map(|&(participants, started_ms)| LiveRoom {
+                room: room.clone(),
+                participants,
+                started_ms,
+            })
+    }
+
+    pub fn totals(&self) -> HashMap<Provider, Totals> {
+        self.inner.read().totals.clone()
+    }
+
+    /// The current sequence and a receiver of every later change.
+    pub fn subscribe(&self) -> (u64, broadcast::Receiver<LiveChange>) {
+        let inner = self.inner.read();
+        (inner.sequence, self.changes.subscribe())
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().rooms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(participants: u32) -> RoomSummary {
+        RoomSummary {
+            live: true,
+            participants,
+            started_ms: Some(1),
+        }
+    }
+
+    fn key(name: &str) -> RoomKey {
+        RoomKey::new(Provider::Agora, "app", name)
+    }
+
+    #[test]
+    fn pages_most_participants_first_and_resumes_after_the_cursor() {
+        let index = LiveRooms::new();
+        for (name, n) in [("a", 3), ("b", 7), ("c", 3), ("d", 0), ("e", 12)] {
+            index.publish(&key(name), live(n));
+        }
+        let (first, cursor) = index.page(&RoomFilter::default(), 2, None);
+        let names: Vec<_> = first.iter().map(|r| r.room.room.as_str()).collect();
+        assert_eq!(names, ["e", "b"]);
+        let (second, cursor) = index.page(&RoomFilter::default(), 2, cursor.as_ref());
+        let names: Vec<_> = second.iter().map(|r| r.room.room.as_str()).collect();
+        assert_eq!(names, ["a", "c"]);
+        let (third, cursor) = index.page(&RoomFilter::default(), 2, cursor.as_ref());
+        assert_eq!(third.len(), 1);
+        assert_eq!(cursor, None);
+    }
+
+    #[test]
+    fn filters_by_provider_app_and_case_insensitive_name() {
+        let index = LiveRooms::new();
+        index.publish(&key("Math-101"), live(1));
+        index.publish(&key("history"), live(2));
+        index.publish(&RoomKey::new(Provider::Livekit, "k", "math club"), live(3));
+        let filter = RoomFilter {
+            query: Some("MATH".into()),
+            ..RoomFilter::default()
+        };
+        let (rooms, _) = index.page(&filter, 10, None);
+        assert_eq!(rooms.len(), 2);
+        let filter = RoomFilter {
+            provider: Some(Provider::Agora),
+            query: Some("math".into()),
+            ..RoomFilter::default()
+        };
+        let (rooms, _) = index.page(&filter, 10, None);
+        assert_eq!(rooms[0].room.room, "Math-101");
+    }
+
+    #[test]
+    fn totals_follow_updates_and_removals() {
+        let index = LiveRooms::new();
+        index.publish(&key("a"), live(3));
+        index.publish(&key("b"), live(600));
+        index.publish(&key("a"), live(4));
+        let totals = index.totals()[&Provider::Agora];
+        assert_eq!((totals.rooms, totals.participants), (2, 604));
+        assert_eq!(totals.size_buckets[bucket(4)], 1);
+        assert_eq!(totals.size_buckets[ROOM_SIZE_BUCKETS.len() - 1], 1);
+        index.remove(&key("b"));
+        let totals = index.totals()[&Provider::Agora];
+        assert_eq!((totals.rooms, totals.participants), (1, 4));
+        assert!(index.get(&key("b")).is_none());
+    }
+
+    #[test]
+    fn changes_are_streamed_in_order() {
+        let index = LiveRooms::new();
+        let (start, mut changes) = index.subscribe();
+        index.publish(&key("a"), live(1));
+        index.publish(&key("a"), live(1)); // no change, no message
+        index.remove(&key("a"));
+        let first = changes.try_recv().unwrap();
+        let second = changes.try_recv().unwrap();
+        assert_eq!((first.sequence, first.participants), (start + 1, Some(1)));
+        assert_eq!((second.sequence, second.participants), (start + 2, None));
+        assert!(changes.try_recv().is_err());
+    }
+}

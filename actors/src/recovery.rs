@@ -1,0 +1,147 @@
+//! Recovery at start: load the newest readable snapshot (falling back to the older one), replay
+//! the journal after it through plain `Room`s (no actors, no metrics: this is the state the
+//! previous process already had and counted), write the session changes the previous process
+//! may not have written, and hand the rooms to the `Directory`.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::model::RoomKey;
+use crate::room::{Effect, Room, RoomSettings};
+use crate::store::{SessionChange, Store, StoreError};
+
+/// What recovery found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The snapshot used, if any.
+    pub snapshot: Option<u64>,
+    /// Snapshots skipped because they could not be read.
+    pub unreadable_snapshots: Vec<u64>,
+    pub as_of_seq: u64,
+    pub replayed: u64,
+    pub rooms: usize,
+    pub live_participants: u64,
+    pub next_seq: u64,
+    pub duration: Duration,
+}
+
+pub struct Recovered {
+    pub rooms: Vec<Room>,
+    pub report: RecoveryReport,
+}
+
+/// Session changes are written in batches of about this many.
+const WRITE_BATCH: usize = 4096;
+
+pub fn recover(
+    store: &Store,
+    settings: &RoomSettings,
+    now_ms: i64,
+) -> Result<Recovered, StoreError> {
+    let started = Instant::now();
+    let mut report = RecoveryReport::default();
+    let mut rooms: HashMap<RoomKey, Room> = HashMap::new();
+    for meta in store.snapshots()? {
+        let loaded = store.read_snapshot(&meta).and_then(|parts| {
+            parts
+                .into_iter()
+                .map(|(key, bytes)| {
+                    postcard::from_bytes::<Room>(&bytes)
+                        .map(|room| (key.clone(), room))
+                        .map_err(|e| {
+                            StoreError::Corrupt(format!("room {key} in snapshot {}: {e}", meta.id))
+                        })
+                })
+                .collect::<Result<HashMap<_, _>, _>>()
+        });
+        match loaded {
+            Ok(loaded) => {
+                rooms = loaded;
+                report.snapshot = Some(meta.id);
+                report.as_of_seq = meta.as_of_seq;
+                break;
+            }
+            Err(error) => {
+                tracing::error!(snapshot = meta.id, %error, "snapshot unreadable; falling back to an older one");
+                report.unreadable_snapshots.push(meta.id);
+            }
+        }
+    }
+    if report.snapshot.is_none() && !report.unreadable_snapshots.is_empty() {
+        tracing::error!(
+            "no snapshot is readable; replaying what is left of the journal, which was trimmed \
+             to the oldest snapshot: rooms from before it may be missing"
+        );
+    }
+
+    let watermarks = store.watermarks()?;
+    let mut pending: HashMap<RoomKey, (u64, Vec<SessionChange>)> = HashMap::new();
+    let mut pending_changes = 0;
+    for item in store.journal_after(report.as_of_seq) {
+        let (seq, entry) = item?;
+        report.replayed += 1;
+        let key = &entry.event.room;
+        if key.room.is_empty() {
+            continue;
+        }
+        let room = rooms
+            .entry(key.clone())
+            .or_insert_with(|| Room::new(key.clone()));
+        let effects = room.apply(seq, &entry.event, entry.received_ms, settings);
+        // What the previous process already wrote (its watermark) is not written again.
+        if seq <= watermarks.get(key).copied().unwrap_or(0) {
+            continue;
+        }
+        let changes = session_changes(effects);
+        if !changes.is_empty() {
+            pending_changes += changes.len();
+            let slot = pending.entry(key.clone()).or_default();
+            slot.0 = seq;
+            slot.1.extend(changes);
+        }
+        if pending_changes >= WRITE_BATCH {
+            write_pending(store, &mut pending)?;
+            pending_changes = 0;
+        }
+    }
+    write_pending(store, &mut pending)?;
+
+    let mut rooms: Vec<Room> = rooms.into_values().collect();
+    for room in &mut rooms {
+        room.resume_accrual(now_ms);
+        report.live_participants += room.live_participants() as u64;
+    }
+    report.rooms = rooms.len();
+    report.next_seq = store.last_journal_seq()?.max(report.as_of_seq) + 1;
+    report.duration = started.elapsed();
+    Ok(Recovered { rooms, report })
+}
+
+fn write_pending(
+    store: &Store,
+    pending: &mut HashMap<RoomKey, (u64, Vec<SessionChange>)>,
+) -> Result<(), StoreError> {
+    for (room, (seq, changes)) in pending.drain() {
+        store.write_sessions(&room, seq, &changes)?;
+    }
+    Ok(())
+}
+
+/// The effects that change what is stored.
+pub fn session_changes(effects: Vec<Effect>) -> Vec<SessionChange> {
+    effects
+        .into_iter()
+        .filter_map(|effect| match effect {
+            Effect::SessionFinished { session, .. } => Some(SessionChange::Finished(session)),
+            Effect::SessionRetracted {
+                participant_id,
+                joined_ms,
+            } => Some(SessionChange::Retracted {
+                participant_id,
+                joined_ms,
+            }),
+            Effect::RoomSessionFinished(summary) => Some(SessionChange::RoomFinished(summary)),
+            Effect::SessionStarted { .. } | Effect::Anomaly(_) => None,
+        })
+        .collect()
+}

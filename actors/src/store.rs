@@ -1,0 +1,784 @@
+//! All sled code. One tree per relation, big-endian keys so iteration is chronological, and
+//! multi-tree transactions for what must change together. Every call blocks: callers run it on
+//! a dedicated thread (the journal committer, the `StoreActor`'s sync arbiter) or in
+//! `spawn_blocking` (read API), never on an async executor thread.
+//!
+//! Trees:
+//! - `meta`: format version.
+//! - `journal`: seq → [`JournalEntry`]; the durable record of every accepted event.
+//! - `dedupe`: (provider, app, event id) → seq; `dedupe_expiry`: (received, dedupe key) → ().
+//! - `sessions`: (room, joined, participant id) → [`ParticipantSession`], with the indexes
+//!   `sessions_by_participant` (provider, app, identity, joined, room, id → session key) and
+//!   `sessions_by_end` (left, session key → ()).
+//! - `history`: (room, ended) → [`RoomSession`].
+//! - `watermarks`: room → the last journal seq whose session effects are written.
+//! - `snapshots`: (snapshot id, room) → checksummed room state; `snapshot_meta`: id → [`SnapshotMeta`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+use sled::{Batch, IVec, Tree};
+
+use crate::model::{Event, ParticipantSession, Provider, RoomKey, RoomSession};
+
+/// Bumped whenever the meaning of stored bytes changes; an unknown version refuses to open.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the cursor does not belong to this listing")]
+    InvalidCursor,
+    #[error(
+        "the data directory was written by an incompatible roomledger (format {found}, this build reads {FORMAT_VERSION})"
+    )]
+    IncompatibleFormat { found: u32 },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(error: TransactionError<StoreError>) -> Self {
+        match error {
+            TransactionError::Abort(error) => error,
+            TransactionError::Storage(error) => StoreError::Sled(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How the store opens sled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreSettings {
+    pub path: std::path::PathBuf,
+    /// sled's page cache; the rest of the process's memory is the live state.
+    pub cache_bytes: u64,
+}
+
+/// One journal record: the event and when it arrived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub received_ms: i64,
+    pub event: Event,
+}
+
+/// What to append for one new event.
+pub struct Append<'a> {
+    pub seq: u64,
+    pub dedupe_key: &'a [u8],
+    pub entry: &'a JournalEntry,
+}
+
+/// A change to the stored sessions of one room, produced by the room logic.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionChange {
+    Finished(ParticipantSession),
+    Retracted {
+        participant_id: String,
+        joined_ms: i64,
+    },
+    RoomFinished(RoomSession),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub id: u64,
+    /// Every journal entry up to and including this seq is reflected in the snapshot.
+    pub as_of_seq: u64,
+    pub rooms: u64,
+    pub created_ms: i64,
+}
+
+/// A page of results and the cursor for the next one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<Vec<u8>>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: Tree,
+    journal: Tree,
+    dedupe: Tree,
+    dedupe_expiry: Tree,
+    sessions: Tree,
+    sessions_by_participant: Tree,
+    sessions_by_end: Tree,
+    history: Tree,
+    watermarks: Tree,
+    snapshots: Tree,
+    snapshot_meta: Tree,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+const FORMAT_KEY: &[u8] = b"format_version";
+
+impl Store {
+    pub fn open(settings: &StoreSettings) -> StoreResult<Store> {
+        let db = sled::Config::new()
+            .path(&settings.path)
+            .cache_capacity(settings.cache_bytes)
+            // Durability comes from our own flushes (group commit); sled's background flush
+            // only bounds how much non-journal data (sessions, indexes) a crash can take.
+            .flush_every_ms(Some(1000))
+            .open()?;
+        Self::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> StoreResult<Store> {
+        let store = Store {
+            meta: db.open_tree("meta")?,
+            journal: db.open_tree("journal")?,
+            dedupe: db.open_tree("dedupe")?,
+            dedupe_expiry: db.open_tree("dedupe_expiry")?,
+            sessions: db.open_tree("sessions")?,
+            sessions_by_participant: db.open_tree("sessions_by_participant")?,
+            sessions_by_end: db.open_tree("sessions_by_end")?,
+            history: db.open_tree("history")?,
+            watermarks: db.open_tree("watermarks")?,
+            snapshots: db.open_tree("snapshots")?,
+            snapshot_meta: db.open_tree("snapshot_meta")?,
+            db,
+        };
+        match store.meta.get(FORMAT_KEY)? {
+            Some(bytes) => {
+                let found = u32::from_be_bytes(fixed(&bytes, "format version")?);
+                if found != FORMAT_VERSION {
+                    return Err(StoreError::IncompatibleFormat { found });
+                }
+            }
+            None => {
+                store
+                    .meta
+                    .insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                store.db.flush()?;
+            }
+        }
+        store.drop_incomplete_snapshots()?;
+        Ok(store)
+    }
+
+    /// Makes everything written so far durable. One call covers every write before it, which is
+    /// what group commit relies on.
+    pub fn flush(&self) -> StoreResult<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn size_on_disk(&self) -> StoreResult<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    /// A write and a read through sled, for `/health`.
+    pub fn probe(&self) -> StoreResult<()> {
+        let value = now_nanos().to_be_bytes();
+        self.meta.insert(b"health_probe", &value)?;
+        self.db.flush()?;
+        match self.meta.get(b"health_probe")? {
+            Some(read) if read.as_ref() == value => Ok(()),
+            _ => Err(StoreError::Corrupt(
+                "health probe read back something else".into(),
+            )),
+        }
+    }
+
+    // ----- journal and dedupe -------------------------------------------------------------
+
+    /// The highest seq in the journal, or 0 when it is empty.
+    pub fn last_journal_seq(&self) -> StoreResult<u64> {
+        match self.journal.last()? {
+            Some((key, _)) => Ok(u64::from_be_bytes(fixed(&key, "journal key")?)),
+            None => Ok(0),
+        }
+    }
+
+    pub fn dedupe_lookup(&self, dedupe_key: &[u8]) -> StoreResult<Option<u64>> {
+        match self.dedupe.get(dedupe_key)? {
+            Some(value) => Ok(Some(u64::from_be_bytes(fixed(&value, "dedupe value")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Appends new events with their dedupe keys, atomically: after a crash either the entry
+    /// and its dedupe key are both there or neither is. Not durable until [`Store::flush`].
+    pub fn append(&self, batch: &[Append<'_>]) -> StoreResult<()> {
+        let encoded: Vec<(u64, Vec<u8>, &[u8], i64)> = batch
+            .iter()
+            .map(|a| Ok((a.seq, encode(a.entry)?, a.dedupe_key, a.entry.received_ms)))
+            .collect::<StoreResult<_>>()?;
+        (&self.journal, &self.dedupe, &self.dedupe_expiry).transaction(
+            |(journal, dedupe, expiry)| {
+                for (seq, bytes, dedupe_key, received_ms) in &encoded {
+                    journal.insert(&seq.to_be_bytes(), bytes.as_slice())?;
+                    dedupe.insert(*dedupe_key, &seq.to_be_bytes())?;
+                    let mut expiry_key = ordered_i64(*received_ms).to_vec();
+                    expiry_key.extend_from_slice(dedupe_key);
+                    expiry.insert(expiry_key, &[])?;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Journal entries with a seq greater than `after`, in order.
+    pub fn journal_after(
+        &self,
+        after: u64,
+    ) -> impl Iterator<Item = StoreResult<(u64, JournalEntry)>> + '_ {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.journal.range(start..).map(|item| {
+            let (key, value) = item?;
+            let seq = u64::from_be_bytes(fixed(&key, "journal key")?);
+            Ok((seq, decode(&value)?))
+        })
+    }
+
+    pub fn journal_len(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Drops journal entries up to and including `upto`.
+    pub fn trim_journal(&self, upto: u64) -> StoreResult<usize> {
+        let end = upto.saturating_add(1).to_be_bytes();
+        let mut removed = 0;
+        let mut batch = Batch::default();
+        for key in self.journal.range(..end).keys() {
+            batch.remove(key?);
+            removed += 1;
+            if removed % 10_000 == 0 {
+                self.journal.apply_batch(std::mem::take(&mut batch))?;
+            }
+        }
+        self.journal.apply_batch(batch)?;
+        Ok(removed)
+    }
+
+    /// Forgets dedupe keys of events received before `before_ms`.
+    pub fn purge_dedupe(&self, before_ms: i64) -> StoreResult<usize> {
+        let end = ordered_i64(before_ms);
+        let mut removed = 0;
+        let mut expired = Batch::default();
+        let mut keys = Batch::default();
+        for key in self.dedupe_expiry.range(..end.as_slice()).keys() {
+            let key = key?;
+            keys.remove(&key[8..]);
+            expired.remove(key);
+            removed += 1;
+            if removed % 10_000 == 0 {
+                self.dedupe.apply_batch(std::mem::take(&mut keys))?;
+                self.dedupe_expiry
+                    .apply_batch(std::mem::take(&mut expired))?;
+            }
+        }
+        self.dedupe.apply_batch(keys)?;
+        self.dedupe_expiry.apply_batch(expired)?;
+        Ok(removed)
+    }
+
+    // ----- sessions ---------------------------------------------------------------------
+
+    /// Writes one room's session changes together with its applied watermark. A finished
+    /// session overwrites a stored one of the same key only if its closure is at least as
+    /// authoritative, so replays and late reports converge on the best record.
+    pub fn write_sessions(
+        &self,
+        room: &RoomKey,
+        applied_seq: u64,
+        changes: &[SessionChange],
+    ) -> StoreResult<()> {
+        let room_bytes = room_key_bytes(room);
+        let trees = (
+            &self.sessions,
+            &self.sessions_by_participant,
+            &self.sessions_by_end,
+            &self.history,
+            &self.watermarks,
+        );
+        trees.transaction(|(sessions, by_participant, by_end, history, watermarks)| {
+            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
+            for change in changes {
+                match change {
+                    SessionChange::Finished(session) => {
+                        let key =
+                            session_key(&room_bytes, session.joined_ms, &session.participant_id);
+                        let old = match sessions.get(&key)? {
+                            Some(bytes) => {
+                                Some(decode::<ParticipantSession>(&bytes).map_err(abort)?)
+                            }
+                            None => None,
+                        };
+                        if let Some(old) = &old {
+                            if old.closure > session.closure {
+                                continue;
+                            }
+                            by_participant.remove(participant_index_key(old, &room_bytes))?;
+                            by_end.remove(end_index_key(old.left_ms, &key))?;
+                        }
+                        sessions.insert(key.as_slice(), encode(session).map_err(abort)?)?;
+                        by_participant
+                            .insert(participant_index_key(session, &room_bytes), key.as_slice())?;
+                        by_end.insert(end_index_key(session.left_ms, &key), &[])?;
+                    }
+                    SessionChange::Retracted {
+                        participant_id,
+                        joined_ms,
+                    } => {
+                        let key = session_key(&room_bytes, *joined_ms, participant_id);
+                        if let Some(bytes) = sessions.remove(key.as_slice())? {
+                            let old: ParticipantSession = decode(&bytes).map_err(abort)?;
+                            by_participant.remove(participant_index_key(&old, &room_bytes))?;
+                            by_end.remove(end_index_key(old.left_ms, &key))?;
+                        }
+                    }
+                    SessionChange::RoomFinished(summary) => {
+                        let mut key = room_bytes.clone();
+                        key.extend_from_slice(&ordered_i64(summary.ended_ms));
+                        history.insert(key, encode(summary).map_err(abort)?)?;
+                    }
+                }
+            }
+            watermarks.insert(room_bytes.as_slice(), &applied_seq.to_be_bytes())?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Every room's watermark: replay does not write again what these already cover.
+    pub fn watermarks(&self) -> StoreResult<HashMap<RoomKey, u64>> {
+        let mut out = HashMap::new();
+        for item in self.watermarks.iter() {
+            let (key, value) = item?;
+            out.insert(
+                parse_room_key(&key)?.0,
+                u64::from_be_bytes(fixed(&value, "watermark")?),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Finished sessions of a room, newest join first, optionally only those that joined in
+    /// `[from_ms, to_ms)`.
+    pub fn room_sessions(
+        &self,
+        room: &RoomKey,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: usize,
+        cursor: Option<&[u8]>,
+    ) -> StoreResult<Page<ParticipantSession>> {
+        let prefix = room_key_bytes(room);
+        let mut low = prefix.clone();
+        low.extend_from_slice(&ordered_i64(from_ms.unwrap_or(i64::MIN)));
+        let mut high = prefix.clone();
+        high.extend_from_slice(&ordered_i64(to_ms.unwrap_or(i64::MAX)));
+        if let Some(cursor) = cursor {
+            if !cursor.starts_with(&prefix) {
+                return Err(StoreError::InvalidCursor);
+            }
+            if cursor < high.as_slice() {
+                high = cursor.to_vec();
+            }
+        }
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        for item in self.sessions.range(low..high).rev() {
+            let (key, value) = item?;
+            if items.len() == limit {
+                next_cursor = Some(key.to_vec());
+                break;
+            }
+            items.push(decode(&value)?);
+        }
+        // The cursor is exclusive: the next page starts just below the first key not shown.
+        Ok(Page {
+            items,
+            next_cursor: next_cursor.map(|k| successor(&k)),
+        })
+    }
+
+    /// Finished sessions of one participant identity across rooms, newest first.
+    pub fn participant_sessions(
+        &self,
+        provider: Provider,
+        app: &str,
+        identity: &str,
+        limit: usize,
+        cursor: Option<&[u8]>,
+    ) -> StoreResult<Page<ParticipantSession>> {
+        let prefix = participant_prefix(provider, app, identity);
+        let mut high = prefix.clone();
+        high.push(0xff);
+        if let Some(cursor) = cursor {
+            if !cursor.starts_with(&prefix) {
+                return Err(StoreError::InvalidCursor);
+            }
+            high = cursor.to_vec();
+        }
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        for item in self
+            .sessions_by_participant
+            .range(prefix.as_slice()..high.as_slice())
+            .rev()
+        {
+            let (index_key, session_key) = item?;
+            if items.len() == limit {
+                next_cursor = Some(successor(&index_key));
+                break;
+            }
+            match self.sessions.get(&session_key)? {
+                Some(value) => items.push(decode(&value)?),
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "participant index points nowhere".into(),
+                    ));
+                }
+            }
+        }
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Finished sessions that overlap `[from_ms, to_ms)`, for usage reports.
+    pub fn sessions_overlapping(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        mut visit: impl FnMut(ParticipantSession),
+    ) -> StoreResult<()> {
+        for item in self
+            .sessions_by_end
+            .range(ordered_i64(from_ms.saturating_add(1)).to_vec()..)
+        {
+            let (index_key, _) = item?;
+            let session_key = &index_key[8..];
+            let Some(value) = self.sessions.get(session_key)? else {
+                continue;
+            };
+            let session: ParticipantSession = decode(&value)?;
+            if session.joined_ms < to_ms {
+                visit(session);
+            }
+        }
+        Ok(())
+    }
+
+    /// Past instances of a room, most recent end first.
+    pub fn room_history(
+        &self,
+        room: &RoomKey,
+        limit: usize,
+        cursor: Option<&[u8]>,
+    ) -> StoreResult<Page<RoomSession>> {
+        let prefix = room_key_bytes(room);
+        let mut high = prefix.clone();
+        high.extend_from_slice(&[0xff; 8]);
+        high.push(0xff);
+        if let Some(cursor) = cursor {
+            if !cursor.starts_with(&prefix) {
+                return Err(StoreError::InvalidCursor);
+            }
+            high = cursor.to_vec();
+        }
+        let mut items = Vec::new();
+        let mut next_cursor = None;
+        for item in self.history.range(prefix.as_slice()..high.as_slice()).rev() {
+            let (key, value) = item?;
+            if items.len() == limit {
+                next_cursor = Some(successor(&key));
+                break;
+            }
+            items.push(decode(&value)?);
+        }
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Whether anything was ever recorded for this room.
+    pub fn room_seen(&self, room: &RoomKey) -> StoreResult<bool> {
+        let prefix = room_key_bytes(room);
+        Ok(self.watermarks.contains_key(&prefix)?
+            || self.history.scan_prefix(&prefix).next().is_some()
+            || self.sessions.scan_prefix(&prefix).next().is_some())
+    }
+
+    // ----- snapshots --------------------------------------------------------------------
+
+    /// Complete snapshots, newest first.
+    pub fn snapshots(&self) -> StoreResult<Vec<SnapshotMeta>> {
+        let mut metas = Vec::new();
+        for item in self.snapshot_meta.iter().rev() {
+            let (_, value) = item?;
+            metas.push(decode(&value)?);
+        }
+        Ok(metas)
+    }
+
+    pub fn next_snapshot_id(&self) -> StoreResult<u64> {
+        let last_meta = self.snapshot_meta.last()?.map(|(k, _)| k);
+        let last_blob = self.snapshots.last()?.map(|(k, _)| k);
+        let id = |key: Option<IVec>| -> StoreResult<u64> {
+            match key {
+                Some(key) => Ok(u64::from_be_bytes(fixed(
+                    &key[..8.min(key.len())],
+                    "snapshot id",
+                )?)),
+                None => Ok(0),
+            }
+        };
+        Ok(id(last_meta)?.max(id(last_blob)?) + 1)
+    }
+
+    /// Writes one room's state into snapshot `id`. Not visible until [`Store::finish_snapshot`].
+    pub fn write_snapshot_part(&self, id: u64, parts: &[(RoomKey, Vec<u8>)]) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for (room, state) in parts {
+            let mut key = id.to_be_bytes().to_vec();
+            key.extend_from_slice(&room_key_bytes(room));
+            let mut value = crc32fast::hash(state).to_be_bytes().to_vec();
+            value.extend_from_slice(state);
+            batch.insert(key, value);
+        }
+        self.snapshots.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Makes snapshot `id` durable and visible, then keeps only the two newest and trims the
+    /// journal below the older of them. Returns how many journal entries were trimmed.
+    pub fn finish_snapshot(&self, meta: SnapshotMeta) -> StoreResult<usize> {
+        // The parts must be durable before the meta that vouches for them.
+        self.db.flush()?;
+        self.snapshot_meta
+            .insert(meta.id.to_be_bytes(), encode(&meta)?)?;
+        self.db.flush()?;
+        let metas = self.snapshots()?;
+        for old in metas.iter().skip(2) {
+            self.delete_snapshot(old.id)?;
+        }
+        let trimmed = match metas.get(1) {
+            Some(older) => self.trim_journal(older.as_of_seq)?,
+            None => 0,
+        };
+        Ok(trimmed)
+    }
+
+    /// The states in snapshot `id`, each verified against its checksum.
+    pub fn read_snapshot(&self, meta: &SnapshotMeta) -> StoreResult<Vec<(RoomKey, Vec<u8>)>> {
+        let mut rooms = Vec::with_capacity(meta.rooms as usize);
+        for item in self.snapshots.scan_prefix(meta.id.to_be_bytes()) {
+            let (key, value) = item?;
+            let (room, _) = parse_room_key(&key[8..])?;
+            if value.len() < 4 {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot {} entry for {room} is truncated",
+                    meta.id
+                )));
+            }
+            let (crc, state) = value.split_at(4);
+            if crc32fast::hash(state).to_be_bytes() != crc {
+                return Err(StoreError::Corrupt(format!(
+                    "snapshot {} entry for {room} fails its checksum",
+                    meta.id
+                )));
+            }
+            rooms.push((room, state.to_vec()));
+        }
+        if rooms.len() as u64 != meta.rooms {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot {} holds {} rooms, its record says {}",
+                meta.id,
+                rooms.len(),
+                meta.rooms
+            )));
+        }
+        Ok(rooms)
+    }
+
+    fn delete_snapshot(&self, id: u64) -> StoreResult<()> {
+        let mut batch = Batch::default();
+        for key in self.snapshots.scan_prefix(id.to_be_bytes()).keys() {
+            batch.remove(key?);
+        }
+        self.snapshots.apply_batch(batch)?;
+        self.snapshot_meta.remove(id.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// A crash while writing a snapshot leaves parts without a meta record: remove them.
+    fn drop_incomplete_snapshots(&self) -> StoreResult<()> {
+        let complete: Vec<u64> = self.snapshots()?.iter().map(|m| m.id).collect();
+        let mut ids = Vec::new();
+        for key in self.snapshots.iter().keys() {
+            let key = key?;
+            let id = u64::from_be_bytes(fixed(&key[..8.min(key.len())], "snapshot key")?);
+            if !complete.contains(&id) && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        for id in ids {
+            tracing::warn!(
+                snapshot = id,
+                "removing an incomplete snapshot left by a crash"
+            );
+            self.delete_snapshot(id)?;
+        }
+        Ok(())
+    }
+
+    /// Test hook for corruption tests: overwrite a stored snapshot entry's bytes.
+    #[doc(hidden)]
+    pub fn corrupt_snapshot_for_tests(&self, id: u64) -> StoreResult<bool> {
+        if let Some(Ok((key, _))) = self.snapshots.scan_prefix(id.to_be_bytes()).next() {
+            self.snapshots.insert(key, &b"garbage"[..])?;
+            self.db.flush()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+// ----- encodings ------------------------------------------------------------------------
+
+fn encode<T: Serialize>(value: &T) -> StoreResult<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| StoreError::Corrupt(format!("cannot encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> StoreResult<T> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt(format!("cannot decode: {e}")))
+}
+
+fn fixed<const N: usize>(bytes: &[u8], what: &str) -> StoreResult<[u8; N]> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what} has {} bytes, expected {N}", bytes.len())))
+}
+
+/// An i64 as 8 bytes that sort like the numbers (sign bit flipped).
+fn ordered_i64(value: i64) -> [u8; 8] {
+    ((value as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+fn push_str(out: &mut Vec<u8>, text: &str) {
+    // Length-prefixed, so one room's prefix never matches another room whose name extends it.
+    let len = u16::try_from(text.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&text.as_bytes()[..len as usize]);
+}
+
+fn provider_byte(provider: Provider) -> u8 {
+    Provider::ALL
+        .iter()
+        .position(|p| *p == provider)
+        .expect("invariant: ALL lists every provider") as u8
+}
+
+/// (provider, app, room) as a key prefix. Names longer than 65,535 bytes are cut there; the web
+/// layer rejects names far shorter than that.
+pub fn room_key_bytes(room: &RoomKey) -> Vec<u8> {
+    let mut out = Vec::with_capacity(5 + room.app.len() + room.room.len());
+    out.push(provider_byte(room.provider));
+    push_str(&mut out, &room.app);
+    push_str(&mut out, &room.room);
+    out
+}
+
+fn take_str<'a>(bytes: &'a [u8], what: &str) -> StoreResult<(&'a str, &'a [u8])> {
+    let corrupt = || StoreError::Corrupt(format!("bad {what} in a key"));
+    let len = u16::from_be_bytes(
+        bytes
+            .get(..2)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    ) as usize;
+    let text = bytes.get(2..2 + len).ok_or_else(corrupt)?;
+    let text = std::str::from_utf8(text).map_err(|_| corrupt())?;
+    Ok((text, &bytes[2 + len..]))
+}
+
+fn parse_room_key(bytes: &[u8]) -> StoreResult<(RoomKey, &[u8])> {
+    let provider = bytes
+        .first()
+        .and_then(|&b| Provider::ALL.get(b as usize).copied())
+        .ok_or_else(|| StoreError::Corrupt("bad provider in a key".into()))?;
+    let (app, rest) = take_str(&bytes[1..], "app")?;
+    let (room, rest) = take_str(rest, "room")?;
+    Ok((RoomKey::new(provider, app, room), rest))
+}
+
+/// Dedupe identity of an event: (provider, app, provider's event id).
+pub fn dedupe_key(event: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + event.room.app.len() + event.id.len());
+    out.push(provider_byte(event.room.provider));
+    push_str(&mut out, &event.room.app);
+    out.extend_from_slice(event.id.as_bytes());
+    out
+}
+
+fn session_key(room_bytes: &[u8], joined_ms: i64, participant_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(room_bytes.len() + 8 + participant_id.len());
+    key.extend_from_slice(room_bytes);
+    key.extend_from_slice(&ordered_i64(joined_ms));
+    key.extend_from_slice(participant_id.as_bytes());
+    key
+}
+
+fn participant_prefix(provider: Provider, app: &str, identity: &str) -> Vec<u8> {
+    let mut out = vec![provider_byte(provider)];
+    push_str(&mut out, app);
+    push_str(&mut out, identity);
+    out
+}
+
+fn participant_index_key(session: &ParticipantSession, room_bytes: &[u8]) -> Vec<u8> {
+    let mut key = participant_prefix(session.room.provider, &session.room.app, &session.identity);
+    key.extend_from_slice(&ordered_i64(session.joined_ms));
+    key.extend_from_slice(room_bytes);
+    key.extend_from_slice(session.participant_id.as_bytes());
+    key
+}
+
+fn end_index_key(left_ms: i64, session_key: &[u8]) -> Vec<u8> {
+    let mut key = ordered_i64(left_ms).to_vec();
+    key.extend_from_slice(session_key);
+    key
+}
+
+/// The smallest key greater than `key`: an exclusive upper bound that still includes `key`
+/// when iterating downwards, which is how a page's cursor resumes at the first item not shown.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+/// Opens a store in a temporary directory (tests and benchmarks).
+pub fn open_in(path: &Path) -> StoreResult<Store> {
+    Store::open(&StoreSettings {
+        path: path.to_path_buf(),
+        cache_bytes: 16 << 20,
+    })
+}
+
+#[cfg(test)]
+mod tests;

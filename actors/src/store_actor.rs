@@ -1,0 +1,112 @@
+//! `StoreActor`: the single writer of sessions, room history and snapshots. It runs on its own
+//! thread (a sync arbiter), because every sled call blocks. Messages are handled in arrival
+//! order, which the snapshot protocol relies on: a room's session writes always precede the
+//! snapshot parts that were requested after them.
+//!
+//! A failed session write is not retried here: the journal still holds its events, so the store
+//! refuses further snapshots (and with them journal trimming) until a restart replays them.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::messages::{BeginSnapshot, FinishSnapshot, SnapshotPart, StoreHealthy, StoreSessions};
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+pub struct StoreActor {
+    store: Store,
+    metrics: Arc<Metrics>,
+    /// Set by the first failed write: from then on no snapshot may trim the journal.
+    failed: bool,
+}
+
+impl StoreActor {
+    pub fn new(store: Store, metrics: Arc<Metrics>) -> StoreActor {
+        StoreActor {
+            store,
+            metrics,
+            failed: false,
+        }
+    }
+
+    fn note<T>(&mut self, result: Result<T, StoreError>, what: &str) -> Result<T, StoreError> {
+        if let Err(error) = &result {
+            self.failed = true;
+            self.metrics.store_errors.inc();
+            tracing::error!(%error, "{what} failed; no snapshot will trim the journal until a restart replays it");
+        }
+        result
+    }
+}
+
+impl Actor for StoreActor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<StoreSessions> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StoreSessions, _: &mut Self::Context) {
+        let result = self
+            .store
+            .write_sessions(&msg.room, msg.applied_seq, &msg.changes);
+        let _ = self.note(result, "writing sessions");
+    }
+}
+
+impl Handler<BeginSnapshot> for StoreActor {
+    type Result = Result<u64, StoreError>;
+
+    fn handle(&mut self, _: BeginSnapshot, _: &mut Self::Context) -> Self::Result {
+        if self.failed {
+            return Err(StoreError::Unavailable(
+                "an earlier write failed; snapshots wait for a restart".into(),
+            ));
+        }
+        let result = self.store.next_snapshot_id();
+        self.note(result, "starting a snapshot")
+    }
+}
+
+impl Handler<SnapshotPart> for StoreActor {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: SnapshotPart, _: &mut Self::Context) -> Self::Result {
+        let result = self.store.write_snapshot_part(msg.id, &msg.rooms);
+        self.note(result, "writing a snapshot")
+    }
+}
+
+impl Handler<FinishSnapshot> for StoreActor {
+    type Result = Result<usize, StoreError>;
+
+    fn handle(
+        &mut self,
+        FinishSnapshot(meta): FinishSnapshot,
+        _: &mut Self::Context,
+    ) -> Self::Result {
+        if self.failed {
+            self.metrics.snapshots.with_label_values(&["failed"]).inc();
+            return Err(StoreError::Unavailable(
+                "an earlier write failed; snapshots wait for a restart".into(),
+            ));
+        }
+        let result = self.store.finish_snapshot(meta);
+        let result = self.note(result, "finishing a snapshot");
+        let outcome = if result.is_ok() { "ok" } else { "failed" };
+        self.metrics.snapshots.with_label_values(&[outcome]).inc();
+        if let Ok(size) = self.store.size_on_disk() {
+            self.metrics.store_size.set(size as i64);
+        }
+        result
+    }
+}
+
+impl Handler<StoreHealthy> for StoreActor {
+    type Result = bool;
+
+    fn handle(&mut self, _: StoreHealthy, _: &mut Self::Context) -> bool {
+        !self.failed
+    }
+}

@@ -1,0 +1,3 @@
+//! roomledger-web: the HTTP layer.
+
+pub mod providers;

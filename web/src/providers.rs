@@ -1,0 +1,110 @@
+//! Provider adapters. Each file under `providers/` has the same shape: private wire types, its
+//! config section, and an adapter with `verify(&Delivery) -> Verified` (authenticity, over the raw
+//! body, constant time) and `normalise(&Verified, body) -> Vec<Event>` (wire format to the
+//! provider-neutral model). Adapters do no I/O and read no clock: everything they need arrives in
+//! [`Delivery`], so they are tested with fixtures alone. `webhooks.rs` is their only caller.
+
+pub mod agora;
+pub mod livekit;
+pub mod signing;
+
+use std::fmt;
+
+use actix_web::http::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+/// One webhook request as the adapter sees it.
+pub struct Delivery<'a> {
+    pub headers: &'a HeaderMap,
+    /// The raw body exactly as received: signatures are computed over these bytes.
+    pub body: &'a [u8],
+    /// The `{app_id}` / `{app}` path segment, for providers that put the app in the URL.
+    pub path_app: Option<&'a str>,
+    /// When the request arrived, unix milliseconds (freshness checks).
+    pub received_ms: i64,
+}
+
+/// What verification established about a delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The app the delivery belongs to: Agora App ID from the path, LiveKit API key from `iss`.
+    pub app: String,
+}
+
+/// Why a delivery was not accepted as authentic. `webhooks.rs` maps these to 401 (`bad_signature`)
+/// or, for [`VerifyError::Stale`], to 401 with code `stale`.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing {0} header")]
+    MissingHeader(&'static str),
+    #[error("the {0} header is not valid: {1}")]
+    BadHeader(&'static str, String),
+    #[error("signature does not match the body")]
+    Mismatch,
+    #[error("unknown API key {0:?}")]
+    UnknownKey(String),
+    #[error("token rejected: {0}")]
+    BadToken(String),
+    #[error("{0}")]
+    Stale(String),
+    #[error("no secret is configured for {0} and allow_unsigned is false")]
+    NotConfigured(&'static str),
+}
+
+/// Why an authentic delivery could not be turned into events: 400 `malformed` or 422 `unsupported`.
+#[derive(Debug, thiserror::Error)]
+pub enum NormaliseError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl NormaliseError {
+    pub fn malformed(error: impl fmt::Display) -> NormaliseError {
+        NormaliseError::Malformed(error.to_string())
+    }
+}
+
+/// A configured secret. `Debug` and `Display` never show it, so it cannot leak into logs or errors.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("Secret(empty)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+/// Reads a header as UTF-8 text, trimmed. `Ok(None)` when absent.
+pub(crate) fn header_text<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, VerifyError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|text| Some(text.trim()))
+            .map_err(|_| VerifyError::BadHeader(name, "not visible ASCII".into())),
+    }
+}

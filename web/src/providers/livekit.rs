@@ -1,0 +1,1468 @@
+//! LiveKit webhook adapter: authenticates `POST /webhooks/livekit` deliveries by their
+//! `Authorization` JWT and turns `WebhookEvent`s into [`Event`]s. Wire format and the Go
+//! receiver this mirrors: `/work/shared/providers.md` section A.
+//!
+//! Verification follows `livekit/protocol` `webhook/verifier.go`: the unverified `iss` claim (the
+//! API key) selects the secret, the token must be HS256 and current, and its `sha256` claim must
+//! equal the hash of the raw body. Token times are checked against [`Delivery::received_ms`], not
+//! the system clock, so the adapter stays a pure function of the delivery.
+//!
+//! Bodies are protobuf JSON from Go's `protojson`: lowerCamelCase names, 64-bit integers as
+//! strings, enums as names, zero values omitted. The wire types below therefore default every
+//! field, read int64s and enums from strings or numbers, and ignore fields they do not name.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use roomledger_actors::model::{
+    Event, EventKind, Participant, Provider, Role, RoomKey, SEQ_JOIN, SEQ_LEAVE,
+};
+use serde::Deserialize;
+use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde_json::{Map, Value};
+use subtle::ConstantTimeEq;
+
+use super::signing::livekit_body_sha256;
+use super::{Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+
+const AUTHORIZATION: &str = "Authorization";
+
+/// Clock skew tolerated on `exp` and `nbf`, as LiveKit's Go and Python receivers allow.
+const LEEWAY_SECS: f64 = 60.0;
+
+/// 9999-12-31T23:59:59Z. Later "unix seconds" are corrupt data, and the bound keeps the
+/// conversion to milliseconds far from `i64` overflow.
+const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
+
+/// The app of every delivery accepted without a token (no keys configured, `allow_unsigned`).
+const UNSIGNED_APP: &str = "default";
+
+/// The `[providers.livekit]` config section.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LivekitConfig {
+    /// API key → API secret. Several pairs, because LiveKit Cloud lets each webhook (and each
+    /// egress "extra webhook") choose its signing key.
+    pub keys: BTreeMap<String, Secret>,
+    /// Accept deliveries without a token, but only while `keys` is empty.
+    pub allow_unsigned: bool,
+}
+
+/// The LiveKit adapter. Cheap to build; holds only its configuration.
+pub struct Livekit {
+    keys: BTreeMap<String, Secret>,
+    allow_unsigned: bool,
+}
+
+impl Livekit {
+    pub fn new(config: &LivekitConfig) -> Livekit {
+        // HMAC accepts an empty key, so a key configured with an empty secret would accept
+        // tokens anyone can sign. Such a key is treated as not configured at all.
+        let keys = config
+            .keys
+            .iter()
+            .filter(|(_, secret)| !secret.is_empty())
+            .map(|(key, secret)| (key.clone(), secret.clone()))
+            .collect();
+        Livekit {
+            keys,
+            allow_unsigned: config.allow_unsigned,
+        }
+    }
+
+    /// Authenticates a delivery as LiveKit's Go `webhook.Receive` does. The app is the API key
+    /// the token was issued by.
+    pub fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
+        if self.keys.is_empty() {
+            return if self.allow_unsigned {
+                Ok(Verified {
+                    app: UNSIGNED_APP.to_owned(),
+                })
+            } else {
+                Err(VerifyError::NotConfigured("livekit"))
+            };
+        }
+        let token = match header_text(delivery.headers, AUTHORIZATION)? {
+            Some(value) => strip_bearer(value),
+            None => return Err(VerifyError::MissingHeader(AUTHORIZATION)),
+        };
+        if token.is_empty() {
+            return Err(VerifyError::MissingHeader(AUTHORIZATION));
+        }
+
+        // Refuse every other algorithm before anything in the token is believed or looked up,
+        // so `none` and asymmetric-key confusion never reach a verifier.
+        let algorithm = token_algorithm(token)?;
+        if algorithm != "HS256" {
+            return Err(VerifyError::BadToken(format!(
+                "algorithm {:?} is not accepted, LiveKit signs webhooks with HS256",
+                excerpt(&algorithm)
+            )));
+        }
+        let unverified: UnverifiedClaims =
+            jsonwebtoken::dangerous::insecure_decode_claims(token)
+                .map_err(|e| VerifyError::BadToken(format!("unreadable claims: {e}")))?;
+        let api_key = match unverified.iss {
+            Some(iss) if !iss.is_empty() => iss,
+            _ => {
+                return Err(VerifyError::BadToken(
+                    "no iss claim naming the API key".into(),
+                ));
+            }
+        };
+        let Some(secret) = self.keys.get(&api_key) else {
+            return Err(VerifyError::UnknownKey(excerpt(&api_key)));
+        };
+
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&api_key]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        // Checked below against the delivery's arrival time instead of the system clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims = jsonwebtoken::decode::<TokenClaims>(
+            token,
+            &DecodingKey::from_secret(secret.expose().as_bytes()),
+            &validation,
+        )
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => VerifyError::Mismatch,
+            ErrorKind::MissingRequiredClaim(claim) => {
+                VerifyError::BadToken(format!("no {claim} claim"))
+            }
+            _ => VerifyError::BadToken(e.to_string()),
+        })?
+        .claims;
+
+        check_times(&claims, delivery.received_ms)?;
+
+        let Some(claimed) = claims.sha256 else {
+            return Err(VerifyError::BadToken("no sha256 claim".into()));
+        };
+        let actual = livekit_body_sha256(delivery.body);
+        if !bool::from(claimed.as_bytes().ct_eq(actual.as_bytes())) {
+            return Err(VerifyError::Mismatch);
+        }
+        Ok(Verified { app: api_key })
+    }
+
+    /// One `WebhookEvent` becomes exactly one event.
+    pub fn normalise(
+        &self,
+        verified: &Verified,
+        body: &[u8],
+    ) -> Result<Vec<Event>, NormaliseError> {
+        let wire = WebhookEvent::parse(body)?;
+        if wire.event.is_empty() {
+            return Err(NormaliseError::Malformed("missing `event`".into()));
+        }
+        if wire.id.is_empty() {
+            return Err(NormaliseError::Malformed(
+                "missing `id`, the event id that re-deliveries are recognised by".into(),
+            ));
+        }
+        let created_ms = seconds_to_ms("createdAt", wire.created_at)?;
+        let created_required =
+            || created_ms.ok_or_else(|| NormaliseError::Malformed("missing `createdAt`".into()));
+        let name = wire.event.as_str();
+
+        let (room, at_ms, kind) = match name {
+            "room_started" | "room_finished" => {
+                let room = wire.named_room()?;
+                let instance = room.instance();
+                let kind = if name == "room_started" {
+                    EventKind::RoomStarted { instance }
+                } else {
+                    EventKind::RoomFinished { instance }
+                };
+                (room.name.clone(), created_required()?, kind)
+            }
+            "participant_joined" => {
+                let room = wire.named_room()?;
+                let info = wire.participant()?;
+                // The session starts when the participant connected, not when LiveKit got
+                // round to sending the webhook.
+                let at_ms = match info.joined_ms()? {
+                    Some(joined) => joined,
+                    None => created_required()?,
+                };
+                let kind = EventKind::ParticipantJoined {
+                    instance: room.instance(),
+                    participant: info.participant()?,
+                    seq: SEQ_JOIN,
+                };
+                (room.name.clone(), at_ms, kind)
+            }
+            "participant_left" | "participant_connection_aborted" => {
+                let room = wire.named_room()?;
+                let info = wire.participant()?;
+                let at_ms = created_required()?;
+                let aborted = name == "participant_connection_aborted";
+                let mut joined_at_ms = info.joined_ms()?;
+                let mut reason = info.disconnect_reason();
+                if aborted {
+                    // Never connected: a zero-length session, unless LiveKit says otherwise.
+                    joined_at_ms = joined_at_ms.or(Some(at_ms));
+                    reason = reason.or_else(|| Some("connection_aborted".to_owned()));
+                }
+                let kind = EventKind::ParticipantLeft {
+                    instance: room.instance(),
+                    participant: info.participant()?,
+                    seq: SEQ_LEAVE,
+                    joined_at_ms,
+                    reason: reason.unwrap_or_else(|| "unknown_reason".to_owned()),
+                };
+                (room.name.clone(), at_ms, kind)
+            }
+            "track_published" | "track_unpublished" => {
+                let room = wire.named_room()?;
+                let kind = EventKind::Other {
+                    name: name.to_owned(),
+                };
+                (room.name.clone(), created_required()?, kind)
+            }
+            // egress_*, ingress_*, agent_job_* and names LiveKit adds later.
+            _ => {
+                let kind = EventKind::Other {
+                    name: name.to_owned(),
+                };
+                (wire.any_room_name(), created_required()?, kind)
+            }
+        };
+        Ok(vec![Event {
+            room: RoomKey::new(Provider::Livekit, verified.app.clone(), room),
+            id: wire.id,
+            at_ms,
+            kind,
+        }])
+    }
+}
+
+/// LiveKit sends the bare token; some proxies and hand-written senders add the scheme.
+fn strip_bearer(value: &str) -> &str {
+    match value.get(..6) {
+        Some(scheme)
+            if scheme.eq_ignore_ascii_case("bearer")
+                && value[6..].chars().next().is_none_or(char::is_whitespace) =>
+        {
+            value[6..].trim_start()
+        }
+        _ => value,
+    }
+}
+
+/// The `alg` of a compact JWS, read without trusting anything else in it.
+fn token_algorithm(token: &str) -> Result<String, VerifyError> {
+    #[derive(Deserialize)]
+    struct JoseHeader {
+        alg: String,
+    }
+
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(VerifyError::BadToken(
+            "not a JWT: expected three dot-separated parts".into(),
+        ));
+    };
+    let json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|e| VerifyError::BadToken(format!("header is not base64url: {e}")))?;
+    let header: JoseHeader = serde_json::from_slice(&json)
+        .map_err(|e| VerifyError::BadToken(format!("unreadable header: {e}")))?;
+    Ok(header.alg)
+}
+
+fn check_times(claims: &TokenClaims, received_ms: i64) -> Result<(), VerifyError> {
+    let now = received_ms.div_euclid(1000) as f64;
+    let Some(exp) = claims.exp else {
+        return Err(VerifyError::BadToken("no exp claim".into()));
+    };
+    if exp + LEEWAY_SECS < now {
+        return Err(VerifyError::Stale(format!(
+            "token expired at {exp} (unix seconds), {} s before the delivery arrived; {LEEWAY_SECS} s of clock skew are allowed",
+            now - exp
+        )));
+    }
+    if let Some(nbf) = claims.nbf
+        && nbf - LEEWAY_SECS > now
+    {
+        return Err(VerifyError::Stale(format!(
+            "token is not valid before {nbf} (unix seconds), {} s after the delivery arrived; {LEEWAY_SECS} s of clock skew are allowed",
+            nbf - now
+        )));
+    }
+    Ok(())
+}
+
+/// At most 64 characters of a caller-supplied string, for error messages and logs.
+fn excerpt(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// A protobuf int64 (seconds) as unix milliseconds; 0 is proto3's "not set".
+fn seconds_to_ms(field: &str, seconds: Int64) -> Result<Option<i64>, NormaliseError> {
+    match seconds.0 {
+        0 => Ok(None),
+        s if (1..=MAX_UNIX_SECONDS).contains(&s) => Ok(Some(s * 1000)),
+        s => Err(NormaliseError::Malformed(format!(
+            "`{field}` {s} is not a unix time in seconds"
+        ))),
+    }
+}
+
+fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
+    match ms.0 {
+        0 => Ok(None),
+        m if (1..=MAX_UNIX_SECONDS * 1000 + 999).contains(&m) => Ok(Some(m)),
+        m => Err(NormaliseError::Malformed(format!(
+            "`{field}` {m} is not a unix time in milliseconds"
+        ))),
+    }
+}
+
+// --- token wire types ---
+
+#[derive(Deserialize)]
+struct UnverifiedClaims {
+    #[serde(default)]
+    iss: Option<String>,
+}
+
+/// What is read from a verified token. JWT NumericDates may be fractional, hence `f64`.
+#[derive(Deserialize)]
+struct TokenClaims {
+    #[serde(default)]
+    exp: Option<f64>,
+    #[serde(default)]
+    nbf: Option<f64>,
+    #[serde(default)]
+    sha256: Option<String>,
+}
+
+// --- body wire types: only the fields roomledger reads ---
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct WebhookEvent {
+    event: String,
+    id: String,
+    created_at: Int64,
+    #[serde(deserialize_with = "optional_message")]
+    room: Option<Room>,
+    #[serde(deserialize_with = "optional_message")]
+    participant: Option<ParticipantInfo>,
+    #[serde(deserialize_with = "optional_message")]
+    egress_info: Option<RoomNamed>,
+    #[serde(deserialize_with = "optional_message")]
+    ingress_info: Option<RoomNamed>,
+    #[serde(deserialize_with = "optional_message")]
+    job: Option<Job>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Room {
+    sid: String,
+    name: String,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct ParticipantInfo {
+    sid: String,
+    identity: String,
+    name: String,
+    joined_at: Int64,
+    joined_at_ms: Int64,
+    #[serde(deserialize_with = "optional_message")]
+    permission: Option<Permission>,
+    is_publisher: bool,
+    kind: Option<ProtoEnum>,
+    disconnect_reason: Option<ProtoEnum>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Permission {
+    can_publish: bool,
+}
+
+/// `EgressInfo` and `IngressInfo`, of which only the room matters here.
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RoomNamed {
+    room_name: String,
+}
+
+/// An agent `Job`; its `room` is a full `Room`.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct Job {
+    #[serde(deserialize_with = "optional_message")]
+    room: Option<Room>,
+}
+
+/// A message from a JSON object. Derived `Deserialize` impls also accept an array and fill the
+/// fields by position, which protobuf JSON never means; going through `Map` refuses that.
+fn message<T: DeserializeOwned, E: de::Error>(object: Map<String, Value>) -> Result<T, E> {
+    T::deserialize(Value::Object(object)).map_err(E::custom)
+}
+
+/// [`message`] for an optional field; `null` is proto3's "not set".
+fn optional_message<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    Option::<Map<String, Value>>::deserialize(deserializer)?
+        .map(message)
+        .transpose()
+}
+
+impl WebhookEvent {
+    fn parse(body: &[u8]) -> Result<WebhookEvent, NormaliseError> {
+        if body.is_empty() {
+            return Err(NormaliseError::Malformed("the body is empty".into()));
+        }
+        let text = std::str::from_utf8(body)
+            .map_err(|e| NormaliseError::Malformed(format!("the body is not UTF-8: {e}")))?;
+        // serde_json builds values at most 128 levels deep, so deeply nested bodies cannot
+        // exhaust the stack.
+        serde_json::from_str::<Map<String, Value>>(text)
+            .and_then(message)
+            .map_err(|e| {
+                NormaliseError::Malformed(format!("the body is not a LiveKit WebhookEvent: {e}"))
+            })
+    }
+
+    fn named_room(&self) -> Result<&Room, NormaliseError> {
+        self.room
+            .as_ref()
+            .filter(|room| !room.name.is_empty())
+            .ok_or_else(|| NormaliseError::Malformed("missing `room.name`".into()))
+    }
+
+    fn participant(&self) -> Result<&ParticipantInfo, NormaliseError> {
+        self.participant
+            .as_ref()
+            .ok_or_else(|| NormaliseError::Malformed("missing `participant`".into()))
+    }
+
+    /// The room an event without a `room` object belongs to, or "" when it names none.
+    fn any_room_name(&self) -> String {
+        let candidates = [
+            self.room.as_ref().map(|room| room.name.as_str()),
+            self.egress_info.as_ref().map(|e| e.room_name.as_str()),
+            self.ingress_info.as_ref().map(|i| i.room_name.as_str()),
+            self.job
+                .as_ref()
+                .and_then(|job| job.room.as_ref())
+                .map(|room| room.name.as_str()),
+        ];
+        candidates
+            .into_iter()
+            .flatten()
+            .find(|name| !name.is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Room {
+    fn instance(&self) -> Option<String> {
+        (!self.sid.is_empty()).then(|| self.sid.clone())
+    }
+}
+
+impl ParticipantInfo {
+    fn participant(&self) -> Result<Participant, NormaliseError> {
+        if self.sid.is_empty() {
+            return Err(NormaliseError::Malformed(
+                "missing `participant.sid`".into(),
+            ));
+        }
+        let can_publish = self
+            .permission
+            .as_ref()
+            .is_some_and(|permission| permission.can_publish);
+        Ok(Participant {
+            id: self.sid.clone(),
+            // LiveKit requires an identity to connect; the sid stands in should one be missing.
+            identity: if self.identity.is_empty() {
+                self.sid.clone()
+            } else {
+                self.identity.clone()
+            },
+            name: (!self.name.is_empty()).then(|| self.name.clone()),
+            role: if can_publish || self.is_publisher {
+                Role::Publisher
+            } else {
+                Role::Subscriber
+            },
+            platform: Some(kind_name(self.kind.as_ref())),
+        })
+    }
+
+    /// When the participant connected: `joinedAtMs`, else `joinedAt` in whole seconds.
+    fn joined_ms(&self) -> Result<Option<i64>, NormaliseError> {
+        match millis("participant.joinedAtMs", self.joined_at_ms)? {
+            Some(ms) => Ok(Some(ms)),
+            None => seconds_to_ms("participant.joinedAt", self.joined_at),
+        }
+    }
+
+    /// `disconnectReason` in lowercase, `None` when unset (absent or its zero value).
+    fn disconnect_reason(&self) -> Option<String> {
+        let reason = match self.disconnect_reason.as_ref()? {
+            ProtoEnum::Name(name) => name.to_ascii_lowercase(),
+            ProtoEnum::Number(n) => match usize::try_from(*n)
+                .ok()
+                .and_then(|i| DISCONNECT_REASONS.get(i))
+            {
+                Some(name) => name.to_ascii_lowercase(),
+                None => format!("disconnect_reason_{n}"),
+            },
+        };
+        (reason != "unknown_reason").then_some(reason)
+    }
+}
+
+/// `ParticipantInfo.Kind` in lowercase; absent is its zero value, STANDARD.
+fn kind_name(kind: Option<&ProtoEnum>) -> String {
+    const KINDS: [&str; 7] = [
+        "standard",
+        "ingress",
+        "egress",
+        "sip",
+        "agent",
+        "connector",
+        "bridge",
+    ];
+    match kind {
+        None => KINDS[0].to_owned(),
+        Some(ProtoEnum::Name(name)) => name.to_ascii_lowercase(),
+        Some(ProtoEnum::Number(n)) => match usize::try_from(*n).ok().and_then(|i| KINDS.get(i)) {
+            Some(name) => (*name).to_owned(),
+            None => format!("kind_{n}"),
+        },
+    }
+}
+
+/// `livekit.DisconnectReason` by number, for senders that emit enums as numbers.
+const DISCONNECT_REASONS: [&str; 17] = [
+    "UNKNOWN_REASON",
+    "CLIENT_INITIATED",
+    "DUPLICATE_IDENTITY",
+    "SERVER_SHUTDOWN",
+    "PARTICIPANT_REMOVED",
+    "ROOM_DELETED",
+    "STATE_MISMATCH",
+    "JOIN_FAILURE",
+    "MIGRATION",
+    "SIGNAL_CLOSE",
+    "ROOM_CLOSED",
+    "USER_UNAVAILABLE",
+    "USER_REJECTED",
+    "SIP_TRUNK_FAILURE",
+    "CONNECTION_TIMEOUT",
+    "MEDIA_FAILURE",
+    "AGENT_ERROR",
+];
+
+/// A protobuf int64: protojson writes a decimal string, other encoders a number; `null` is the
+/// zero value. Protobuf JSON parsers accept all three, so this does too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Int64(i64);
+
+impl<'de> Deserialize<'de> for Int64 {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Int64, D::Error> {
+        struct Int64Visitor;
+
+        impl Visitor<'_> for Int64Visitor {
+            type Value = Int64;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a 64-bit integer, as a number or decimal string")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Int64, E> {
+                Ok(Int64(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Int64, E> {
+                i64::try_from(value)
+                    .map(Int64)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Int64, E> {
+                value
+                    .parse()
+                    .map(Int64)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Str(value), &self))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Int64, E> {
+                Ok(Int64(0))
+            }
+        }
+
+        deserializer.deserialize_any(Int64Visitor)
+    }
+}
+
+/// A protobuf enum: protojson writes the value's name, other encoders its number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ProtoEnum {
+    Name(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for ProtoEnum {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProtoEnum, D::Error> {
+        struct EnumVisitor;
+
+        impl Visitor<'_> for EnumVisitor {
+            type Value = ProtoEnum;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an enum value name or number")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ProtoEnum, E> {
+                Ok(ProtoEnum::Number(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<ProtoEnum, E> {
+                i64::try_from(value)
+                    .map(ProtoEnum::Number)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<ProtoEnum, E> {
+                Ok(ProtoEnum::Name(value.to_owned()))
+            }
+        }
+
+        deserializer.deserialize_any(EnumVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    use jsonwebtoken::{EncodingKey, Header};
+
+    use super::*;
+    use crate::providers::signing::livekit_token;
+
+    const KEY: &str = "abcdefg";
+    const SECRET: &str = "abababa";
+
+    const ROOM_STARTED_PY: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/room_started_python_sdk.json");
+    const ROOM_STARTED_NODE: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/room_started_node_sdk.json");
+    const ROOM_FINISHED: &[u8] = include_bytes!("../../tests/fixtures/livekit/room_finished.json");
+    const JOINED: &[u8] = include_bytes!("../../tests/fixtures/livekit/participant_joined.json");
+    const JOINED_NUMBERS: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/participant_joined_int64_numbers.json");
+    const LEFT: &[u8] = include_bytes!("../../tests/fixtures/livekit/participant_left.json");
+    const ABORTED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/participant_connection_aborted.json");
+    const TRACK_PUBLISHED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/track_published.json");
+    const TRACK_UNPUBLISHED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/track_unpublished.json");
+    const EGRESS_STARTED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/egress_started.json");
+    const EGRESS_UPDATED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/egress_updated.json");
+    const EGRESS_ENDED: &[u8] = include_bytes!("../../tests/fixtures/livekit/egress_ended.json");
+    const INGRESS_STARTED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/ingress_started.json");
+    const INGRESS_ENDED: &[u8] = include_bytes!("../../tests/fixtures/livekit/ingress_ended.json");
+    const AGENT_JOB_STARTED: &[u8] =
+        include_bytes!("../../tests/fixtures/livekit/agent_job_started.json");
+    const UNKNOWN_EVENT: &[u8] = include_bytes!("../../tests/fixtures/livekit/unknown_event.json");
+
+    /// providers.md A.1: HS256 over the node-sdk body with key abcdefg / secret abababa,
+    /// nbf = iat = 1628545903, exp = 4102444800 (2100). Built outside this code base.
+    const NODE_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpc3MiOiJhYmNkZWZnIiwiZXhwIjo0MTAyNDQ0ODAwLCJuYmYiOjE2Mjg1NDU5MDMsImlhdCI6MTYyODU0NTkwMywic2hhMjU2IjoiQ29FUXoxY2hxSjliblpSY09SZGRqcGxrdnBqbVB1am1MVFI0MkRiZWZZST0ifQ.jpi5FQorexZnq5MX8N9PTMFhOGWGRgqr2ABYxMoLNJg";
+    const NODE_ISSUED: i64 = 1_628_545_903;
+
+    fn livekit(keys: &[(&str, &str)], allow_unsigned: bool) -> Livekit {
+        Livekit::new(&LivekitConfig {
+            keys: keys
+                .iter()
+                .map(|(key, secret)| ((*key).to_owned(), Secret::new(*secret)))
+                .collect(),
+            allow_unsigned,
+        })
+    }
+
+    fn configured() -> Livekit {
+        livekit(&[(KEY, SECRET), ("APIother", "other-secret")], false)
+    }
+
+    fn auth(value: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_str(value).unwrap(),
+        );
+        map
+    }
+
+    fn verify_at(
+        adapter: &Livekit,
+        headers: &HeaderMap,
+        body: &[u8],
+        received_s: i64,
+    ) -> Result<Verified, VerifyError> {
+        adapter.verify(&Delivery {
+            headers,
+            body,
+            path_app: None,
+            received_ms: received_s * 1000 + 250,
+        })
+    }
+
+    /// A token as LiveKit would send it for `body`, issued at `issued` and valid 5 minutes.
+    fn token(body: &[u8], issued: i64) -> String {
+        livekit_token(KEY, SECRET, body, issued, 300)
+    }
+
+    fn b64(json: &str) -> String {
+        URL_SAFE_NO_PAD.encode(json)
+    }
+
+    // --- verify ---
+
+    #[test]
+    fn node_sdk_vector_verifies() {
+        assert_eq!(
+            livekit_body_sha256(ROOM_STARTED_NODE),
+            "CoEQz1chqJ9bnZRcORddjplkvpjmPujmLTR42DbefYI="
+        );
+        for received in [NODE_ISSUED, NODE_ISSUED + 86_400 * 365 * 40] {
+            let verified = verify_at(
+                &configured(),
+                &auth(NODE_TOKEN),
+                ROOM_STARTED_NODE,
+                received,
+            )
+            .unwrap();
+            assert_eq!(verified, Verified { app: KEY.into() });
+        }
+    }
+
+    #[test]
+    fn own_signer_round_trips() {
+        let t = token(JOINED, 1_692_627_301);
+        assert!(verify_at(&configured(), &auth(&t), JOINED, 1_692_627_302).is_ok());
+    }
+
+    #[test]
+    fn bearer_prefix_is_tolerated() {
+        for prefix in ["Bearer ", "bearer ", "BEARER  "] {
+            let h = auth(&format!("{prefix}{NODE_TOKEN}"));
+            assert!(verify_at(&configured(), &h, ROOM_STARTED_NODE, NODE_ISSUED).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_key_is_chosen_by_iss() {
+        let t = livekit_token("APIother", "other-secret", JOINED, 1_692_627_301, 300);
+        let verified = verify_at(&configured(), &auth(&t), JOINED, 1_692_627_301).unwrap();
+        assert_eq!(verified.app, "APIother");
+    }
+
+    #[test]
+    fn tampered_body_is_a_mismatch() {
+        let mut body = ROOM_STARTED_NODE.to_vec();
+        // Go's irregular whitespace is part of what is signed.
+        body.retain(|b| *b != b' ');
+        assert!(matches!(
+            verify_at(&configured(), &auth(NODE_TOKEN), &body, NODE_ISSUED),
+            Err(VerifyError::Mismatch)
+        ));
+    }
+
+    #[test]
+    fn wrong_secret_is_a_mismatch() {
+        let adapter = livekit(&[(KEY, "not-abababa")], false);
+        assert!(matches!(
+            verify_at(&adapter, &auth(NODE_TOKEN), ROOM_STARTED_NODE, NODE_ISSUED),
+            Err(VerifyError::Mismatch)
+        ));
+    }
+
+    #[test]
+    fn forged_claims_are_a_mismatch() {
+        // Same signature, claims swapped for ones hashing a different body.
+        let t = token(b"{}", NODE_ISSUED);
+        let forged_claims = t.split('.').nth(1).unwrap();
+        let mut parts: Vec<&str> = NODE_TOKEN.split('.').collect();
+        parts[1] = forged_claims;
+        assert!(matches!(
+            verify_at(&configured(), &auth(&parts.join(".")), b"{}", NODE_ISSUED),
+            Err(VerifyError::Mismatch)
+        ));
+    }
+
+    #[test]
+    fn missing_header_is_reported() {
+        for headers in [HeaderMap::new(), auth(""), auth("Bearer ")] {
+            assert!(matches!(
+                verify_at(&configured(), &headers, ROOM_STARTED_NODE, NODE_ISSUED),
+                Err(VerifyError::MissingHeader("Authorization"))
+            ));
+        }
+    }
+
+    #[test]
+    fn expired_token_is_stale() {
+        let issued = 1_692_627_301;
+        let t = token(JOINED, issued);
+        // exp = issued + 300; 60 s of leeway still accepted, one more second is not.
+        assert!(verify_at(&configured(), &auth(&t), JOINED, issued + 360).is_ok());
+        let err = verify_at(&configured(), &auth(&t), JOINED, issued + 361).unwrap_err();
+        assert!(matches!(err, VerifyError::Stale(_)), "{err:?}");
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[test]
+    fn not_yet_valid_token_is_stale() {
+        let issued = 1_692_627_301;
+        let t = token(JOINED, issued);
+        assert!(verify_at(&configured(), &auth(&t), JOINED, issued - 60).is_ok());
+        let err = verify_at(&configured(), &auth(&t), JOINED, issued - 61).unwrap_err();
+        assert!(matches!(err, VerifyError::Stale(_)), "{err:?}");
+        assert!(err.to_string().contains("not valid before"), "{err}");
+    }
+
+    #[test]
+    fn expiry_is_checked_after_the_signature() {
+        // An expired token with a bad signature is a forgery first.
+        let adapter = livekit(&[(KEY, "not-abababa")], false);
+        let t = token(JOINED, 1_000_000_000);
+        assert!(matches!(
+            verify_at(&adapter, &auth(&t), JOINED, 1_692_627_301),
+            Err(VerifyError::Mismatch)
+        ));
+    }
+
+    #[test]
+    fn alg_none_is_rejected() {
+        let claims = NODE_TOKEN.split('.').nth(1).unwrap();
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None"}"#,
+            r#"{"typ":"JWT"}"#,
+        ] {
+            let t = format!("{}.{claims}.", b64(header));
+            let err =
+                verify_at(&configured(), &auth(&t), ROOM_STARTED_NODE, NODE_ISSUED).unwrap_err();
+            assert!(matches!(err, VerifyError::BadToken(_)), "{header}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn other_algorithms_are_rejected() {
+        let claims = serde_json::json!({
+            "iss": KEY, "exp": 4_102_444_800_i64, "nbf": NODE_ISSUED,
+            "sha256": livekit_body_sha256(ROOM_STARTED_NODE),
+        });
+        for alg in [Algorithm::HS384, Algorithm::HS512] {
+            let t = jsonwebtoken::encode(
+                &Header::new(alg),
+                &claims,
+                &EncodingKey::from_secret(SECRET.as_bytes()),
+            )
+            .unwrap();
+            let err =
+                verify_at(&configured(), &auth(&t), ROOM_STARTED_NODE, NODE_ISSUED).unwrap_err();
+            assert!(
+                matches!(&err, VerifyError::BadToken(m) if m.contains("HS256")),
+                "{alg:?}: {err:?}"
+            );
+        }
+        // An RS256 header is refused by name, before any key handling.
+        let t = format!("{}.{}.sig", b64(r#"{"alg":"RS256"}"#), b64("{}"));
+        assert!(matches!(
+            verify_at(&configured(), &auth(&t), ROOM_STARTED_NODE, NODE_ISSUED),
+            Err(VerifyError::BadToken(m)) if m.contains("RS256")
+        ));
+    }
+
+    #[test]
+    fn unknown_key_is_reported() {
+        let t = livekit_token("APIunknown", SECRET, JOINED, 1_692_627_301, 300);
+        assert!(matches!(
+            verify_at(&configured(), &auth(&t), JOINED, 1_692_627_301),
+            Err(VerifyError::UnknownKey(key)) if key == "APIunknown"
+        ));
+    }
+
+    #[test]
+    fn a_key_with_an_empty_secret_is_not_configured() {
+        let adapter = livekit(&[(KEY, "")], false);
+        let t = livekit_token(KEY, "", JOINED, 1_692_627_301, 300);
+        assert!(matches!(
+            verify_at(&adapter, &auth(&t), JOINED, 1_692_627_301),
+            Err(VerifyError::NotConfigured("livekit"))
+        ));
+        let with_other = livekit(&[(KEY, ""), ("APIother", "other-secret")], false);
+        assert!(matches!(
+            verify_at(&with_other, &auth(&t), JOINED, 1_692_627_301),
+            Err(VerifyError::UnknownKey(_))
+        ));
+    }
+
+    fn signed_claims(claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn required_claims() {
+        let sha = livekit_body_sha256(JOINED);
+        let cases = [
+            (
+                serde_json::json!({"iss": KEY, "exp": 4_102_444_800_i64}),
+                "sha256",
+            ),
+            (serde_json::json!({"iss": KEY, "sha256": sha}), "exp"),
+            (
+                serde_json::json!({"exp": 4_102_444_800_i64, "sha256": sha}),
+                "iss",
+            ),
+            (
+                serde_json::json!({"iss": "", "exp": 4_102_444_800_i64, "sha256": sha}),
+                "iss",
+            ),
+            (
+                serde_json::json!({"iss": KEY, "exp": "soon", "sha256": sha}),
+                "exp",
+            ),
+        ];
+        for (claims, missing) in cases {
+            let t = signed_claims(claims.clone());
+            let err = verify_at(&configured(), &auth(&t), JOINED, 1_692_627_301).unwrap_err();
+            assert!(
+                matches!(&err, VerifyError::BadToken(m) if m.contains(missing)),
+                "{claims}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_tokens_are_bad_tokens() {
+        for t in [
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "!!!.e30.x",
+            "e30.!!!.x",
+            "bm90IGpzb24.e30.x",
+        ] {
+            let err = verify_at(&configured(), &auth(t), JOINED, 1_692_627_301).unwrap_err();
+            assert!(matches!(err, VerifyError::BadToken(_)), "{t}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn unsigned_needs_allow_unsigned() {
+        let none = HeaderMap::new();
+        assert!(matches!(
+            verify_at(&livekit(&[], false), &none, JOINED, 0),
+            Err(VerifyError::NotConfigured("livekit"))
+        ));
+        assert_eq!(
+            verify_at(&livekit(&[], true), &none, JOINED, 0).unwrap(),
+            Verified {
+                app: "default".into()
+            }
+        );
+        // Once keys are configured, allow_unsigned no longer applies.
+        assert!(matches!(
+            verify_at(&livekit(&[(KEY, SECRET)], true), &none, JOINED, 0),
+            Err(VerifyError::MissingHeader(_))
+        ));
+    }
+
+    // --- normalise: fixtures ---
+
+    const APP: &str = "APIabc123";
+    const DEMO_SID: &str = "RM_hycBMAjmt6Ub";
+
+    fn normalise(body: &[u8]) -> Result<Vec<Event>, NormaliseError> {
+        configured().normalise(&Verified { app: APP.into() }, body)
+    }
+
+    fn single(body: &[u8]) -> Event {
+        let mut events = normalise(body).unwrap();
+        assert_eq!(events.len(), 1);
+        events.remove(0)
+    }
+
+    fn malformed(body: &[u8]) -> String {
+        match normalise(body) {
+            Err(NormaliseError::Malformed(message)) => message,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    fn room(name: &str) -> RoomKey {
+        RoomKey::new(Provider::Livekit, APP, name)
+    }
+
+    fn demo() -> Option<String> {
+        Some(DEMO_SID.into())
+    }
+
+    fn alice() -> Participant {
+        Participant {
+            id: "PA_8yQyDmbUK2Kx".into(),
+            identity: "alice".into(),
+            name: Some("Alice".into()),
+            role: Role::Publisher,
+            platform: Some("standard".into()),
+        }
+    }
+
+    fn other(body: &[u8], room_name: &str, id: &str, at_ms: i64, name: &str) {
+        assert_eq!(
+            single(body),
+            Event {
+                room: room(room_name),
+                id: id.into(),
+                at_ms,
+                kind: EventKind::Other { name: name.into() },
+            }
+        );
+    }
+
+    #[test]
+    fn room_started_python_sdk() {
+        assert_eq!(
+            single(ROOM_STARTED_PY),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_eugWmGhovZmm".into(),
+                at_ms: 1_692_985_556_000,
+                kind: EventKind::RoomStarted { instance: demo() },
+            }
+        );
+    }
+
+    #[test]
+    fn room_started_node_sdk_has_no_event_id() {
+        // The node-sdk test body predates `id` and `createdAt`; without an id a re-delivery
+        // could not be recognised, so it is refused.
+        assert!(malformed(ROOM_STARTED_NODE).contains("missing `id`"));
+    }
+
+    #[test]
+    fn room_finished() {
+        assert_eq!(
+            single(ROOM_FINISHED),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_Xw4NdA8bUe2P".into(),
+                at_ms: 1_692_627_932_000,
+                kind: EventKind::RoomFinished { instance: demo() },
+            }
+        );
+    }
+
+    #[test]
+    fn participant_joined() {
+        assert_eq!(
+            single(JOINED),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_R2bTfq7kMnHs".into(),
+                // joinedAtMs, not createdAt (1692627301).
+                at_ms: 1_692_627_300_456,
+                kind: EventKind::ParticipantJoined {
+                    instance: demo(),
+                    participant: alice(),
+                    seq: SEQ_JOIN,
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn participant_joined_with_int64_numbers() {
+        assert_eq!(
+            single(JOINED_NUMBERS),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_h6JdUw2xPq8T".into(),
+                at_ms: 1_692_627_350_789,
+                kind: EventKind::ParticipantJoined {
+                    instance: demo(),
+                    participant: Participant {
+                        id: "PA_pL3vYw9sZcQe".into(),
+                        identity: "bob".into(),
+                        name: None,
+                        role: Role::Subscriber,
+                        platform: Some("standard".into()),
+                    },
+                    seq: SEQ_JOIN,
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn participant_left() {
+        assert_eq!(
+            single(LEFT),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_3Zp9QeWcUYv4".into(),
+                at_ms: 1_692_627_912_000,
+                kind: EventKind::ParticipantLeft {
+                    instance: demo(),
+                    participant: alice(),
+                    seq: SEQ_LEAVE,
+                    joined_at_ms: Some(1_692_627_300_456),
+                    reason: "client_initiated".into(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn participant_connection_aborted() {
+        assert_eq!(
+            single(ABORTED),
+            Event {
+                room: room("Demo Room"),
+                id: "EV_mK8vZx3Qw1Rf".into(),
+                at_ms: 1_692_627_420_000,
+                kind: EventKind::ParticipantLeft {
+                    instance: demo(),
+                    participant: Participant {
+                        id: "PA_Tq5mWc2ZrL9y".into(),
+                        identity: "carol".into(),
+                        name: Some("Carol".into()),
+                        role: Role::Publisher,
+                        platform: Some("sip".into()),
+                    },
+                    seq: SEQ_LEAVE,
+                    // Never connected: the session is zero-length.
+                    joined_at_ms: Some(1_692_627_420_000),
+                    reason: "connection_aborted".into(),
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn track_events_are_other() {
+        other(
+            TRACK_PUBLISHED,
+            "Demo Room",
+            "EV_b7WnQz4TyP2c",
+            1_692_627_310_000,
+            "track_published",
+        );
+        // The LiveKit Cloud capture, verbatim.
+        other(
+            TRACK_UNPUBLISHED,
+            "974b6e04-0617-4ae7-90f9-7202e5e998e9",
+            "EV_jT6Y4xyzXsjM",
+            1_771_351_907_000,
+            "track_unpublished",
+        );
+    }
+
+    #[test]
+    fn egress_events_are_other() {
+        other(
+            EGRESS_STARTED,
+            "Demo Room",
+            "EV_kq8n3xXJbZ2f",
+            1_692_627_400_000,
+            "egress_started",
+        );
+        other(
+            EGRESS_UPDATED,
+            "Demo Room",
+            "EV_Vd2xL9pQs6Wm",
+            1_692_627_402_000,
+            "egress_updated",
+        );
+        other(
+            EGRESS_ENDED,
+            "Demo Room",
+            "EV_Fz7Ck1Np4sTe",
+            1_692_627_935_000,
+            "egress_ended",
+        );
+    }
+
+    #[test]
+    fn ingress_events_are_other() {
+        other(
+            INGRESS_STARTED,
+            "Demo Room",
+            "EV_Qp6sRt8YvW1a",
+            1_692_627_500_000,
+            "ingress_started",
+        );
+        other(
+            INGRESS_ENDED,
+            "Demo Room",
+            "EV_Lc3nHy7Ub5Dk",
+            1_692_627_801_000,
+            "ingress_ended",
+        );
+    }
+
+    #[test]
+    fn agent_job_and_unknown_events_are_other() {
+        other(
+            AGENT_JOB_STARTED,
+            "Demo Room",
+            "EV_Jw2eRt5YuI8o",
+            1_692_627_305_000,
+            "agent_job_started",
+        );
+        other(
+            UNKNOWN_EVENT,
+            "Demo Room",
+            "EV_Nn1mBb2vCc3x",
+            1_692_627_600_000,
+            "room_metadata_snapshot",
+        );
+        other(
+            br#"{"event":"something_new","id":"EV_1","createdAt":"5"}"#,
+            "",
+            "EV_1",
+            5000,
+            "something_new",
+        );
+    }
+
+    // --- normalise: field rules ---
+
+    fn event_with_participant(event: &str, participant: &str) -> Vec<u8> {
+        format!(
+            r#"{{"event":"{event}","room":{{"sid":"RM_1","name":"r"}},"participant":{participant},"id":"EV_x","createdAt":"1000"}}"#
+        )
+        .into_bytes()
+    }
+
+    fn left(event: &str, participant: &str) -> (Option<i64>, String, Participant) {
+        match single(&event_with_participant(event, participant)).kind {
+            EventKind::ParticipantLeft {
+                joined_at_ms,
+                reason,
+                participant,
+                ..
+            } => (joined_at_ms, reason, participant),
+            other => panic!("not a leave: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn join_time_falls_back_from_ms_to_seconds_to_created_at() {
+        let at = |p: &str| single(&event_with_participant("participant_joined", p)).at_ms;
+        assert_eq!(
+            at(r#"{"sid":"PA_1","joinedAt":"900","joinedAtMs":"900123"}"#),
+            900_123
+        );
+        assert_eq!(at(r#"{"sid":"PA_1","joinedAt":"900"}"#), 900_000);
+        assert_eq!(at(r#"{"sid":"PA_1"}"#), 1_000_000);
+    }
+
+    #[test]
+    fn leave_reasons() {
+        let (joined, reason, _) = left("participant_left", r#"{"sid":"PA_1","joinedAt":"900"}"#);
+        assert_eq!((joined, reason.as_str()), (Some(900_000), "unknown_reason"));
+        let (joined, reason, _) =
+            left("participant_left", r#"{"sid":"PA_1","disconnectReason":2}"#);
+        assert_eq!((joined, reason.as_str()), (None, "duplicate_identity"));
+        let (_, reason, _) = left(
+            "participant_left",
+            r#"{"sid":"PA_1","disconnectReason":99}"#,
+        );
+        assert_eq!(reason, "disconnect_reason_99");
+        let (_, reason, _) = left(
+            "participant_left",
+            r#"{"sid":"PA_1","disconnectReason":"NEW_REASON"}"#,
+        );
+        assert_eq!(reason, "new_reason");
+        let (joined, reason, _) = left(
+            "participant_connection_aborted",
+            r#"{"sid":"PA_1","joinedAtMs":"999000","disconnectReason":"CONNECTION_TIMEOUT"}"#,
+        );
+        assert_eq!(
+            (joined, reason.as_str()),
+            (Some(999_000), "connection_timeout")
+        );
+        let (_, reason, _) = left(
+            "participant_connection_aborted",
+            r#"{"sid":"PA_1","disconnectReason":"UNKNOWN_REASON"}"#,
+        );
+        assert_eq!(reason, "connection_aborted");
+    }
+
+    #[test]
+    fn participant_kinds() {
+        let cases = [
+            ("", "standard"),
+            (r#","kind":"AGENT""#, "agent"),
+            (r#","kind":"EGRESS""#, "egress"),
+            (r#","kind":"FUTURE_KIND""#, "future_kind"),
+            (r#","kind":0"#, "standard"),
+            (r#","kind":1"#, "ingress"),
+            (r#","kind":3"#, "sip"),
+            (r#","kind":5"#, "connector"),
+            (r#","kind":6"#, "bridge"),
+            (r#","kind":7"#, "kind_7"),
+            (r#","kind":-1"#, "kind_-1"),
+        ];
+        for (field, expected) in cases {
+            let (_, _, p) = left("participant_left", &format!(r#"{{"sid":"PA_1"{field}}}"#));
+            assert_eq!(p.platform.as_deref(), Some(expected), "{field}");
+        }
+    }
+
+    #[test]
+    fn publisher_role() {
+        let role = |p: &str| left("participant_left", p).2.role;
+        assert_eq!(role(r#"{"sid":"PA_1"}"#), Role::Subscriber);
+        assert_eq!(role(r#"{"sid":"PA_1","permission":{}}"#), Role::Subscriber);
+        assert_eq!(
+            role(r#"{"sid":"PA_1","permission":{"canSubscribe":true}}"#),
+            Role::Subscriber
+        );
+        assert_eq!(
+            role(r#"{"sid":"PA_1","permission":{"canPublish":true}}"#),
+            Role::Publisher
+        );
+        assert_eq!(
+            role(r#"{"sid":"PA_1","isPublisher":true}"#),
+            Role::Publisher
+        );
+    }
+
+    #[test]
+    fn identity_falls_back_to_sid() {
+        let (_, _, p) = left("participant_left", r#"{"sid":"PA_1","name":""}"#);
+        assert_eq!(
+            (p.id.as_str(), p.identity.as_str(), p.name),
+            ("PA_1", "PA_1", None)
+        );
+    }
+
+    #[test]
+    fn empty_room_sid_means_no_instance() {
+        let body = br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"1"}"#;
+        assert_eq!(single(body).kind, EventKind::RoomStarted { instance: None });
+    }
+
+    #[test]
+    fn int64_as_string_or_number_or_null() {
+        for created in [r#""1692627912""#, "1692627912"] {
+            let body = format!(
+                r#"{{"event":"room_finished","room":{{"name":"r"}},"id":"EV_1","createdAt":{created}}}"#
+            );
+            assert_eq!(single(body.as_bytes()).at_ms, 1_692_627_912_000);
+        }
+        let body = br#"{"event":"room_finished","room":{"name":"r"},"id":"EV_1","createdAt":null}"#;
+        assert!(malformed(body).contains("missing `createdAt`"));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let body = br#"{"event":"room_started","numDropped":3,"room":{"name":"r","version":{"unixMicro":"1","ticks":2},"futureThing":[{"a":null}]},"id":"EV_1","createdAt":"7","futureTop":{"x":[1,2,3]}}"#;
+        assert_eq!(single(body).at_ms, 7000);
+    }
+
+    // --- normalise: malformed input ---
+
+    #[test]
+    fn malformed_bodies() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"not json", "not a LiveKit WebhookEvent"),
+            (b"\xff{}", "not UTF-8"),
+            (b"{\"event\":\"room_started\",\"room\":{\"name\":\"\xc3\x28\"}}", "not UTF-8"),
+            (b"[]", "not a LiveKit WebhookEvent"),
+            (b"42", "not a LiveKit WebhookEvent"),
+            (br#"{"event":"room_started","id":"EV_1","createdAt":"1"} trailing"#, "trailing"),
+            (br#"{"id":"EV_1","createdAt":"1"}"#, "missing `event`"),
+            (br#"{"event":"room_started","room":{"name":"r"},"createdAt":"1"}"#, "missing `id`"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1"}"#, "missing `createdAt`"),
+            (br#"{"event":"room_started","id":"EV_1","createdAt":"1"}"#, "missing `room.name`"),
+            (br#"{"event":"room_started","room":{"sid":"RM_1"},"id":"EV_1","createdAt":"1"}"#, "missing `room.name`"),
+            (br#"{"event":"track_published","id":"EV_1","createdAt":"1"}"#, "missing `room.name`"),
+            (br#"{"event":"participant_left","room":{"name":"r"},"id":"EV_1","createdAt":"1"}"#, "missing `participant`"),
+            (br#"{"event":"participant_joined","room":{"name":"r"},"participant":{"identity":"a"},"id":"EV_1","createdAt":"1"}"#, "missing `participant.sid`"),
+            (br#"{"event":7,"id":"EV_1","createdAt":"1"}"#, "invalid type"),
+            (br#"{"event":"room_started","id":["EV_1"],"createdAt":"1"}"#, "invalid type"),
+            (br#"{"event":"room_started","room":"r","id":"EV_1","createdAt":"1"}"#, "invalid type"),
+            (br#"{"event":"room_started","room":["RM_1","r"],"id":"EV_1","createdAt":"1"}"#, "invalid type"),
+            (br#"["room_started","EV_1","1"]"#, "invalid type"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"soon"}"#, "invalid value"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":1.5}"#, "invalid type"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"-5"}"#, "not a unix time"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"253402300800"}"#, "not a unix time"),
+            (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"9223372036854775808"}"#, "invalid value"),
+            (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","joinedAtMs":"-1"},"id":"EV_1","createdAt":"1"}"#, "`participant.joinedAtMs`"),
+            (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","kind":true},"id":"EV_1","createdAt":"1"}"#, "invalid type"),
+            (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","permission":{"canPublish":"yes"}},"id":"EV_1","createdAt":"1"}"#, "invalid type"),
+        ];
+        for (body, expected) in cases {
+            let message = malformed(body);
+            assert!(
+                message.contains(expected),
+                "{:?}: {message:?} does not mention {expected:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_malformed_not_a_stack_overflow() {
+        let depth = 100_000;
+        let nested = |open: &str, close: &str, inner: &str| {
+            let mut s = open.repeat(depth);
+            s.push_str(inner);
+            s.push_str(&close.repeat(depth));
+            s
+        };
+        // At the top, inside a known field, and inside an ignored field.
+        let arrays = nested("[", "]", "");
+        let in_room = format!(
+            r#"{{"event":"room_started","id":"EV_1","createdAt":"1","room":{}}}"#,
+            nested(r#"{"name":"#, "}", "1")
+        );
+        let in_unknown = format!(
+            r#"{{"event":"room_started","id":"EV_1","createdAt":"1","x":{}}}"#,
+            nested(r#"{"a":"#, "}", "1")
+        );
+        let unterminated = "[".repeat(depth);
+        for body in [arrays, in_room, in_unknown, unterminated] {
+            malformed(body.as_bytes());
+        }
+    }
+}
