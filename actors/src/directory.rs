@@ -70,7 +70,7 @@ impl Actor for Directory {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::messages::UNBOUNDED_MAILBOX);
         let directory = ctx.address();
         for room in std::mem::take(&mut self.recovered) {
             let key = room.key().clone();

@@ -9,6 +9,10 @@ use crate::model::RoomKey;
 use crate::room::RoomView;
 use crate::store::{JournalEntry, SessionChange, SnapshotMeta, StoreError};
 
+/// Mailbox capacity for actors that must never make `send` wait (actix reserves the top bits
+/// of the counter, so `usize::MAX` itself overflows). Memory is bounded at the door instead.
+pub const UNBOUNDED_MAILBOX: usize = usize::MAX >> 3;
+
 /// A durable journal entry, ready to be applied by its room.
 #[derive(Clone, Debug)]
 pub struct Accepted {

@@ -140,7 +140,7 @@ impl Actor for RoomActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         // Backpressure is the in-flight counter at the door, not the mailbox: a full mailbox
         // would reorder `send` after `do_send`, and snapshots rely on FIFO order.
-        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.set_mailbox_capacity(crate::messages::UNBOUNDED_MAILBOX);
         self.publish();
         ctx.run_interval(self.context.tick, |actor, _| actor.tick());
     }

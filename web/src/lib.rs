@@ -1,3 +1,17 @@
-//! roomledger-web: the HTTP layer.
+//! roomledger-web: the HTTP layer. Verifies and normalises webhooks, hands them to the engine
+//! of `roomledger-actors`, and serves the read API and metrics. It never touches sled.
+//!
+//! Layout:
+//! - `routes`: the one routing table, used by `main` and the tests.
+//! - `webhooks`: the webhook pipeline shared by every provider.
+//! - `providers/*`: one pure adapter per provider (verify + normalise), same shape each.
+//! - `api`: the read API, `/health`, `/metrics`.
+//! - `error`: the only mapping from errors to HTTP answers.
+//! - `state`: what handlers share.
 
+pub mod api;
+pub mod error;
 pub mod providers;
+pub mod routes;
+pub mod state;
+pub mod webhooks;

@@ -11,7 +11,23 @@ pub mod signing;
 use std::fmt;
 
 use actix_web::http::header::HeaderMap;
+use roomledger_actors::model::{Event, Provider};
 use serde::{Deserialize, Serialize};
+
+/// What every provider adapter implements. `webhooks.rs` drives any of them the same way.
+pub trait Adapter: Send + Sync + 'static {
+    const PROVIDER: Provider;
+    /// Content types the provider sends, compared without parameters. A request with another
+    /// one gets 415; a request without one is read as the first of these.
+    const CONTENT_TYPES: &'static [&'static str] =
+        &["application/json", "application/webhook+json"];
+
+    /// Establishes that the delivery comes from the provider, over the raw body, in constant time.
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError>;
+
+    /// Turns an authentic body into provider-neutral events.
+    fn normalise(&self, verified: &Verified, body: &[u8]) -> Result<Vec<Event>, NormaliseError>;
+}
 
 /// One webhook request as the adapter sees it.
 pub struct Delivery<'a> {

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 use super::signing::{agora_mac_v1, agora_mac_v2};
-use super::{Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+use super::{Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
 
 const SIGNATURE_V2: &str = "Agora-Signature-V2";
 const SIGNATURE_V1: &str = "Agora-Signature";
@@ -52,11 +52,15 @@ impl Agora {
             allow_unsigned: config.allow_unsigned,
         }
     }
+}
+
+impl Adapter for Agora {
+    const PROVIDER: Provider = Provider::Agora;
 
     /// Checks `Agora-Signature-V2` (HMAC-SHA256), or `Agora-Signature` (HMAC-SHA1) when V2 is
     /// absent, over the raw body. NCS sends both; V2 is preferred because SHA-1 is the weaker
     /// hash. The app is the `{app_id}` path segment: NCS has no header naming it.
-    pub fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
         let app = match delivery.path_app {
             Some(app) if !app.trim().is_empty() => app.to_owned(),
             _ => {
@@ -95,11 +99,7 @@ impl Agora {
     }
 
     /// One NCS notification becomes exactly one event.
-    pub fn normalise(
-        &self,
-        verified: &Verified,
-        body: &[u8],
-    ) -> Result<Vec<Event>, NormaliseError> {
+    fn normalise(&self, verified: &Verified, body: &[u8]) -> Result<Vec<Event>, NormaliseError> {
         let notice = Notice::parse(body)?;
         let rtc = if notice.product_id == PRODUCT_RTC {
             rtc_event(&notice)?

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::signing::livekit_body_sha256;
-use super::{Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+use super::{Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
 
 const AUTHORIZATION: &str = "Authorization";
 
@@ -73,10 +73,14 @@ impl Livekit {
             allow_unsigned: config.allow_unsigned,
         }
     }
+}
+
+impl Adapter for Livekit {
+    const PROVIDER: Provider = Provider::Livekit;
 
     /// Authenticates a delivery as LiveKit's Go `webhook.Receive` does. The app is the API key
     /// the token was issued by.
-    pub fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
+    fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
         if self.keys.is_empty() {
             return if self.allow_unsigned {
                 Ok(Verified {
@@ -151,11 +155,7 @@ impl Livekit {
     }
 
     /// One `WebhookEvent` becomes exactly one event.
-    pub fn normalise(
-        &self,
-        verified: &Verified,
-        body: &[u8],
-    ) -> Result<Vec<Event>, NormaliseError> {
+    fn normalise(&self, verified: &Verified, body: &[u8]) -> Result<Vec<Event>, NormaliseError> {
         let wire = WebhookEvent::parse(body)?;
         if wire.event.is_empty() {
             return Err(NormaliseError::Malformed("missing `event`".into()));

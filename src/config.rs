@@ -1,0 +1,338 @@
+//! Configuration: the shipped `config.toml` compiled in as the defaults, then the config file,
+//! then `ROOMLEDGER__SECTION__KEY` environment variables. Unknown keys are an error, so a typo
+//! is caught at start rather than silently ignored. Each section maps onto the settings type of
+//! the crate that uses it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use roomledger_actors::EngineSettings;
+use roomledger_actors::ingest::IngestSettings;
+use roomledger_actors::room::RoomSettings;
+use roomledger_actors::store::StoreSettings;
+use roomledger_web::providers::Secret;
+use roomledger_web::providers::agora::AgoraConfig;
+use roomledger_web::providers::livekit::LivekitConfig;
+use roomledger_web::state::WebSettings;
+use serde::Deserialize;
+
+/// The shipped, documented configuration; also the defaults.
+pub const DEFAULTS: &str = include_str!("../config.toml");
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub journal: JournalConfig,
+    pub snapshots: SnapshotsConfig,
+    pub rooms: RoomsConfig,
+    pub log: LogConfig,
+    pub agora: AgoraConfig,
+    pub livekit: LivekitConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub max_body_bytes: usize,
+    pub workers: usize,
+    pub api_token: Secret,
+    pub keep_alive_seconds: u64,
+    pub request_timeout_ms: u64,
+    pub max_connections: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub path: PathBuf,
+    pub cache_mb: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub queue: usize,
+    pub max_in_flight: usize,
+    pub max_batch: usize,
+    pub dedupe_cache_entries: u64,
+    pub dedupe_window_hours: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotsConfig {
+    pub interval_seconds: u64,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomsConfig {
+    pub participant_timeout_seconds: u64,
+    pub idle_seconds: u64,
+    pub forget_after_seconds: u64,
+    pub tick_seconds: u64,
+    pub threads: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Defaults, then `file` (required if `explicit`, else read only if present), then the
+    /// environment.
+    pub fn load(file: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULTS));
+        if file.exists() {
+            figment = figment.merge(Toml::file_exact(file));
+        } else if explicit {
+            return Err(ConfigError::Missing(file.to_path_buf()));
+        }
+        Self::extract(figment.merge(Env::prefixed("ROOMLEDGER__").split("__")))
+    }
+
+    /// Defaults and `text`, without the environment.
+    #[cfg(test)]
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::extract(Figment::from(Toml::string(DEFAULTS)).merge(Toml::string(text)))
+    }
+
+    fn extract(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment
+            .extract()
+            .map_err(|error| ConfigError::Invalid(describe(error)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.max_connections", self.server.max_connections as u64),
+            ("journal.queue", self.journal.queue as u64),
+            ("journal.max_batch", self.journal.max_batch as u64),
+            (
+                "snapshots.interval_seconds",
+                self.snapshots.interval_seconds,
+            ),
+            (
+                "rooms.participant_timeout_seconds",
+                self.rooms.participant_timeout_seconds,
+            ),
+            ("rooms.idle_seconds", self.rooms.idle_seconds),
+            ("rooms.tick_seconds", self.rooms.tick_seconds),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must be greater than 0"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn engine_settings(&self) -> EngineSettings {
+        let threads = match self.rooms.threads {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        EngineSettings {
+            store: StoreSettings {
+                path: self.storage.path.clone(),
+                cache_bytes: self.storage.cache_mb << 20,
+            },
+            rooms: RoomSettings {
+                participant_timeout_ms: secs_to_ms(self.rooms.participant_timeout_seconds),
+                forget_after_ms: secs_to_ms(self.rooms.forget_after_seconds),
+                idle_after_ms: secs_to_ms(self.rooms.idle_seconds),
+                ..RoomSettings::default()
+            },
+            ingest: IngestSettings {
+                queue: self.journal.queue,
+                max_in_flight: self.journal.max_in_flight,
+                max_batch: self.journal.max_batch,
+                cache_entries: self.journal.dedupe_cache_entries,
+                dedupe_window: Duration::from_secs(self.journal.dedupe_window_hours * 3600),
+            },
+            tick: Duration::from_secs(self.rooms.tick_seconds),
+            snapshot_interval: Duration::from_secs(self.snapshots.interval_seconds),
+            room_threads: threads,
+        }
+    }
+
+    pub fn web_settings(&self) -> WebSettings {
+        WebSettings {
+            max_body_bytes: self.server.max_body_bytes,
+            api_token: self.server.api_token.clone(),
+            agora: self.agora.clone(),
+            livekit: self.livekit.clone(),
+        }
+    }
+
+    /// Warnings worth printing at start: providers that accept anything.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.agora.secret.is_empty() && self.agora.allow_unsigned {
+            warnings.push("agora: no secret is set and allow_unsigned = true: unsigned notifications are accepted (development only)".into());
+        }
+        if self.livekit.keys.is_empty() && self.livekit.allow_unsigned {
+            warnings.push("livekit: no keys are set and allow_unsigned = true: unsigned webhooks are accepted (development only)".into());
+        }
+        if self.agora.secret.is_empty() && !self.agora.allow_unsigned {
+            warnings.push("agora: no secret is set: every Agora notification will be refused with 401 until [agora] secret is configured".into());
+        }
+        if self.livekit.keys.is_empty() && !self.livekit.allow_unsigned {
+            warnings.push("livekit: no keys are set: every LiveKit webhook will be refused with 401 until [livekit] keys is configured".into());
+        }
+        warnings
+    }
+}
+
+fn secs_to_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}
+
+/// figment's errors, one per line, each naming the key and where its value came from.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(source) => format!(" (from {} {source})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            format!("{key}{}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+// figment's Jail closure returns figment's own (large) error type; not ours to shrink.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_parses_and_is_the_default() {
+        let config = Config::from_toml("").unwrap();
+        assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.server.max_body_bytes, 1_048_576);
+        assert_eq!(config.storage.path, PathBuf::from("data"));
+        assert!(config.livekit.keys.is_empty());
+        assert!(config.agora.secret.is_empty());
+        let engine = config.engine_settings();
+        assert_eq!(engine.rooms.idle_after_ms, 300_000);
+        assert_eq!(engine.tick, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_key_of_the_shipped_file_is_documented_by_a_comment() {
+        let mut previous = "";
+        for line in DEFAULTS.lines() {
+            let line = line.trim();
+            let is_key = !line.is_empty() && !line.starts_with('#') && !line.starts_with('[');
+            if is_key {
+                assert!(
+                    previous.starts_with('#'),
+                    "config.toml key without a comment above it: {line}"
+                );
+            }
+            if !line.starts_with('#') || !is_key {
+                previous = line;
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_unknown_keys_are_refused() {
+        let config = Config::from_toml(
+            "[server]\nbind = \"0.0.0.0:9000\"\n[livekit]\nkeys = { APIkey = \"s3cret\" }\n",
+        )
+        .unwrap();
+        assert_eq!(config.server.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(config.livekit.keys["APIkey"].expose(), "s3cret");
+
+        let error = Config::from_toml("[server]\nbnid = \"0.0.0.0:9000\"\n").unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("bnid"), "{message}");
+        let error = Config::from_toml("[sever]\nbind = \"0.0.0.0:9000\"\n").unwrap_err();
+        assert!(error.to_string().contains("sever"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let error = Config::from_toml("[server]\nmax_body_bytes = \"big\"\n").unwrap_err();
+        assert!(
+            error.to_string().contains("server.max_body_bytes"),
+            "{error}"
+        );
+        let error = Config::from_toml("[rooms]\ntick_seconds = 0\n").unwrap_err();
+        assert!(error.to_string().contains("rooms.tick_seconds"), "{error}");
+    }
+
+    #[test]
+    fn environment_variables_override_the_file() {
+        // figment::Jail isolates the environment and the working directory of this test.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ROOMLEDGER__SERVER__BIND", "127.0.0.1:9999");
+            jail.set_env("ROOMLEDGER__LIVEKIT__KEYS", "{APImixedCase=\"s\"}");
+            jail.create_file("roomledger.toml", "[server]\nbind = \"127.0.0.1:7000\"\n")?;
+            let config = Config::load(Path::new("roomledger.toml"), true).unwrap();
+            assert_eq!(config.server.bind.to_string(), "127.0.0.1:9999");
+            assert_eq!(config.livekit.keys["APImixedCase"].expose(), "s");
+            jail.set_env("ROOMLEDGER__SERVER__NOPE", "1");
+            let error = Config::load(Path::new("roomledger.toml"), true).unwrap_err();
+            assert!(error.to_string().contains("nope"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_explicit_missing_file_is_an_error_and_an_implicit_one_is_not() {
+        figment::Jail::expect_with(|_| {
+            let missing = Path::new("/nonexistent/roomledger.toml");
+            assert!(matches!(
+                Config::load(missing, true),
+                Err(ConfigError::Missing(_))
+            ));
+            assert!(Config::load(missing, false).is_ok());
+            Ok(())
+        });
+    }
+}

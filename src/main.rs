@@ -1,0 +1,122 @@
+//! roomledger: wiring only. Config → tracing → recover (engine) → serve → graceful shutdown.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, HttpServer, web};
+use clap::Parser;
+use roomledger_actors::Engine;
+use roomledger_web::routes;
+use roomledger_web::state::AppState;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogConfig, LogFormat};
+
+/// Webhooks of real-time media platforms in; live room state, exact participant minutes and
+/// Prometheus metrics out.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file. Without it, ./config.toml is read if it exists, else the built-in
+    /// defaults (which are the shipped config.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let (path, explicit) = match cli.config {
+        Some(path) => (path, true),
+        None => (PathBuf::from("config.toml"), false),
+    };
+    let config = match Config::load(&path, explicit) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("roomledger: the configuration is not valid:\n{error}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    if path.exists() {
+        tracing::info!(file = %path.display(), "configuration read");
+    } else {
+        tracing::info!("no config file; using the built-in defaults");
+    }
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let system = actix::System::new();
+    match system.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "roomledger stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(log: &LogConfig) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let engine = Arc::new(Engine::start(&config.engine_settings())?);
+    let state = web::Data::new(AppState::new(engine.clone(), &config.web_settings()));
+    let workers = match config.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let server = HttpServer::new(move || App::new().configure(routes::configure(state.clone())))
+        .workers(workers)
+        .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
+        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+        .max_connections(config.server.max_connections)
+        .shutdown_timeout(10)
+        // Signals are ours: the server stops accepting, then the engine drains and snapshots.
+        .disable_signals()
+        .bind(config.server.bind)?;
+    for address in server.addrs() {
+        tracing::info!("listening on http://{address}");
+    }
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        let signal = wait_for_signal().await;
+        tracing::info!(
+            signal,
+            "stopping: no new connections, finishing requests in flight"
+        );
+        handle.stop(true).await;
+    });
+    server.await?;
+    engine.shutdown().await;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process still stops on SIGKILL; recovery covers that.
+        std::future::pending::<()>().await;
+        unreachable!("pending never completes");
+    };
+    tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,84 @@
+//! The routing table, shared by `main` and every test: `App::new().configure(configure(state))`.
+
+use actix_web::middleware::from_fn;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::api;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::webhooks;
+
+/// Registers every route of design §4, with JSON errors for malformed paths and queries and
+/// for unknown routes and methods.
+pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(state)
+            .app_data(web::QueryConfig::default().error_handler(|error, _| {
+                ApiError::BadRequest(format!("bad query string: {error}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|error, _| {
+                ApiError::BadRequest(format!("bad path: {error}")).into()
+            }))
+            .service(webhook("/webhooks/agora/{app_id}", webhooks::agora))
+            .service(webhook("/{app_id}/webhooks", webhooks::agora))
+            .service(webhook("/webhooks/livekit", webhooks::livekit))
+            .service(webhook("/v1/webhooks/livekit", webhooks::livekit))
+            .service(
+                web::scope("/api/v1")
+                    .wrap(from_fn(api::require_token))
+                    .route("/rooms", web::get().to(api::rooms))
+                    .route("/rooms/{provider}/{app}/{room}", web::get().to(api::room))
+                    .route(
+                        "/rooms/{provider}/{app}/{room}/sessions",
+                        web::get().to(api::room_sessions),
+                    )
+                    .route(
+                        "/rooms/{provider}/{app}/{room}/history",
+                        web::get().to(api::room_history),
+                    )
+                    .route(
+                        "/participants/{provider}/{app}/{participant}/sessions",
+                        web::get().to(api::participant_sessions),
+                    )
+                    .default_service(web::to(not_found)),
+            )
+            .service(
+                web::resource("/health")
+                    .route(web::get().to(api::health))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/metrics")
+                    .route(web::get().to(api::metrics))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .default_service(web::to(not_found));
+    }
+}
+
+fn webhook<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler))
+        .default_service(web::to(method_not_allowed))
+}
+
+async fn not_found(request: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    )))
+}
+
+async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
+    actix_web::ResponseError::error_response(&ApiError::MethodNotAllowed(format!(
+        "{} {}",
+        request.method(),
+        request.path()
+    )))
+}

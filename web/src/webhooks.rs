@@ -1,0 +1,185 @@
+//! Webhook routes: the raw body (size-capped) → the provider adapter's `verify` → `normalise`
+//! → `Ingest::submit` (dedupe, journal, group commit) → 2xx. Every provider goes through
+//! [`receive`], so the order of these steps, the error mapping and the metrics are the same for
+//! all of them. A 2xx is only ever sent once `submit` said the event is durable.
+
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use roomledger_actors::ingest::Outcome;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::providers::{Adapter, Delivery};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Acknowledged<'a> {
+    status: &'static str,
+    event: &'a str,
+    duplicate: bool,
+}
+
+pub async fn agora(
+    state: web::Data<AppState>,
+    app_id: web::Path<String>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.agora, Some(&app_id), &request, body).await
+}
+
+pub async fn livekit(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.livekit, None, &request, body).await
+}
+
+/// The one webhook pipeline. Records the outcome and the ack latency of every request.
+pub async fn receive<A: Adapter>(
+    state: &AppState,
+    adapter: &A,
+    path_app: Option<&str>,
+    request: &HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let started = Instant::now();
+    let received_ms = roomledger_actors::now_ms();
+    let provider = A::PROVIDER.as_str();
+    let metrics = &state.engine.metrics;
+    let result = async {
+        check_content_type::<A>(request)?;
+        let body = read_body(request, body, state.max_body_bytes).await?;
+        let delivery = Delivery {
+            headers: request.headers(),
+            body: &body,
+            path_app,
+            received_ms,
+        };
+        let verified = adapter.verify(&delivery)?;
+        let events = adapter.normalise(&verified, &body)?;
+        let name = events
+            .first()
+            .map_or_else(|| "none".to_owned(), |e| e.kind.name().to_owned());
+        let times: Vec<i64> = events.iter().map(|e| e.at_ms).collect();
+        let outcomes = state.engine.ingest.submit(events, received_ms).await?;
+        Ok::<_, ApiError>((name, times, outcomes))
+    }
+    .await;
+    let response = match result {
+        Ok((event, times, outcomes)) => {
+            let duplicate = outcomes.iter().all(|o| *o == Outcome::Duplicate);
+            let outcome = if duplicate { "duplicate" } else { "accepted" };
+            metrics
+                .webhook_requests
+                .with_label_values(&[provider, outcome])
+                .inc();
+            if !duplicate {
+                observe_events(state, provider, &times, received_ms);
+            }
+            let event = event.as_str();
+            tracing::debug!(provider, event, duplicate, "webhook accepted");
+            HttpResponse::Ok().json(Acknowledged {
+                status: "ok",
+                event,
+                duplicate,
+            })
+        }
+        Err(error) => {
+            metrics
+                .webhook_requests
+                .with_label_values(&[provider, error.outcome()])
+                .inc();
+            let peer = request
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            match &error {
+                ApiError::Ingest(_) | ApiError::Store(_) => {
+                    tracing::error!(provider, %peer, %error, "webhook not acknowledged")
+                }
+                _ => {
+                    tracing::warn!(provider, %peer, code = error.code(), %error, "webhook rejected")
+                }
+            }
+            actix_web::ResponseError::error_response(&error)
+        }
+    };
+    metrics
+        .webhook_duration
+        .with_label_values(&[provider])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Delivery lag and the time of the last event, for the ingestion-health panels.
+fn observe_events(state: &AppState, provider: &str, event_times: &[i64], received_ms: i64) {
+    let metrics = &state.engine.metrics;
+    for &at_ms in event_times.iter().filter(|&&at| at > 0) {
+        let lag = (received_ms - at_ms).max(0) as f64 / 1000.0;
+        metrics
+            .delivery_lag
+            .with_label_values(&[provider])
+            .observe(lag);
+    }
+    metrics
+        .last_event_timestamp
+        .with_label_values(&[provider])
+        .set(received_ms / 1000);
+}
+
+fn check_content_type<A: Adapter>(request: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or_default();
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if A::CONTENT_TYPES.contains(&essence.as_str()) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            text.to_owned(),
+            A::CONTENT_TYPES
+                .first()
+                .copied()
+                .unwrap_or("application/json"),
+        ))
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes before reading them where the
+/// length is announced, and as soon as the limit is passed where it is not.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    if let Some(length) = request.headers().get(header::CONTENT_LENGTH) {
+        let length: usize = length
+            .to_str()
+            .ok()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| ApiError::BadRequest("Content-Length is not a number".into()))?;
+        if length > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BodyUnreadable(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
