@@ -246,6 +246,38 @@ impl Handler<SnapshotDone> for Directory {
     }
 }
 
+/// The live views of every loaded room of a provider (and app, if given): usage reports add
+/// the live part of sessions to the finished ones.
+#[derive(Message)]
+#[rtype(result = "Vec<RoomView>")]
+pub struct ViewLoaded {
+    pub provider: Option<crate::model::Provider>,
+    pub app: Option<String>,
+}
+
+impl Handler<ViewLoaded> for Directory {
+    type Result = ResponseFuture<Vec<RoomView>>;
+
+    fn handle(&mut self, filter: ViewLoaded, _: &mut Self::Context) -> Self::Result {
+        let requests: Vec<_> = self
+            .rooms
+            .iter()
+            .filter(|(key, _)| {
+                filter.provider.is_none_or(|p| p == key.provider)
+                    && filter.app.as_deref().is_none_or(|a| a == key.app)
+            })
+            .map(|(_, slot)| slot.addr.send(ViewRoom))
+            .collect();
+        Box::pin(async move {
+            join_all(requests)
+                .await
+                .into_iter()
+                .filter_map(Result::ok)
+                .collect()
+        })
+    }
+}
+
 /// The number of room actors currently loaded.
 #[derive(Message)]
 #[rtype(result = "usize")]

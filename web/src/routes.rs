@@ -3,10 +3,9 @@
 use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::api;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::webhooks;
+use crate::{api, page, stream, usage, webhooks};
 
 /// Registers every route of design §4, with JSON errors for malformed paths and queries and
 /// for unknown routes and methods.
@@ -40,7 +39,14 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                         "/participants/{provider}/{app}/{participant}/sessions",
                         web::get().to(api::participant_sessions),
                     )
+                    .route("/usage", web::get().to(usage::usage))
+                    .route("/stream", web::get().to(stream::stream))
                     .default_service(web::to(not_found)),
+            )
+            .service(
+                web::resource("/")
+                    .route(web::get().to(page::index))
+                    .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/health")

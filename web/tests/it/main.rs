@@ -1,0 +1,11 @@
+//! roomledger-web's integration tests: one binary, each module a protocol script against the
+//! real routing table, the real engine and a real sled in a temporary directory.
+
+mod support;
+
+mod api;
+mod browser;
+mod metrics;
+mod prometheus;
+mod stream;
+mod webhooks;
