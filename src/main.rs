@@ -1,6 +1,7 @@
 //! roomledger: wiring only. Config → tracing → recover (engine) → serve → graceful shutdown.
 
 mod config;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,10 +26,28 @@ struct Cli {
     /// defaults (which are the shipped config.toml).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Sign a request body (stdin) as a provider would, to try the webhook routes with curl.
+    #[command(subcommand)]
+    Sign(sign::Sign),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Sign(sign)) = cli.command {
+        return match sign::run(sign) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("roomledger sign: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let (path, explicit) = match cli.config {
         Some(path) => (path, true),
         None => (PathBuf::from("config.toml"), false),

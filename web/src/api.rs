@@ -314,9 +314,10 @@ pub async fn room_sessions(
     }
     let limit = limit(query.limit)?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let live = state.engine.live.get(&key).is_some();
     let (seen, page) = read_store(&state, move |store| {
         let page = store.room_sessions(&key, from, to, limit, cursor.as_deref())?;
-        let seen = !page.items.is_empty() || store.room_seen(&key)?;
+        let seen = live || !page.items.is_empty() || store.room_seen(&key)?;
         Ok((seen, page))
     })
     .await?;
@@ -373,9 +374,10 @@ pub async fn room_history(
     let key = room_key(&path)?;
     let limit = limit(query.limit)?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let live = state.engine.live.get(&key).is_some();
     let (seen, page) = read_store(&state, move |store| {
         let page = store.room_history(&key, limit, cursor.as_deref())?;
-        let seen = !page.items.is_empty() || store.room_seen(&key)?;
+        let seen = live || !page.items.is_empty() || store.room_seen(&key)?;
         Ok((seen, page))
     })
     .await?;

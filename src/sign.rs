@@ -1,0 +1,50 @@
+//! `roomledger sign`: signs a request body the way a provider would, so an operator can try the
+//! webhook routes with curl (and the README's examples work as written).
+
+use std::io::Read;
+
+use clap::Subcommand;
+use roomledger_web::providers::signing;
+
+#[derive(Subcommand)]
+pub enum Sign {
+    /// Prints the Agora-Signature-V2 header value (hex HMAC-SHA256) for the body on stdin.
+    Agora {
+        /// The NCS secret ([agora] secret).
+        #[arg(long)]
+        secret: String,
+    },
+    /// Prints an Authorization JWT for the body on stdin, as LiveKit's server makes it.
+    Livekit {
+        /// API key ([livekit] keys).
+        #[arg(long)]
+        key: String,
+        /// API secret of that key.
+        #[arg(long)]
+        secret: String,
+        /// Seconds the token stays valid.
+        #[arg(long, default_value_t = 300)]
+        valid_for: i64,
+    },
+}
+
+pub fn run(sign: Sign) -> std::io::Result<()> {
+    let mut body = Vec::new();
+    std::io::stdin().read_to_end(&mut body)?;
+    let signature = match sign {
+        Sign::Agora { secret } => signing::agora_signature_v2(&secret, &body),
+        Sign::Livekit {
+            key,
+            secret,
+            valid_for,
+        } => signing::livekit_token(
+            &key,
+            &secret,
+            &body,
+            roomledger_actors::now_ms() / 1000,
+            valid_for,
+        ),
+    };
+    println!("{signature}");
+    Ok(())
+}
