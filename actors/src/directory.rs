@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 
 use crate::messages::{
     Accepted, Apply, BeginSnapshot, Dispatch, FinishSnapshot, GetRoom, Retire, SnapshotPart,
-    SnapshotRoom, Stop, TakeSnapshot, ViewRoom,
+    SnapshotRoom, Stop, StoreRecords, TakeSnapshot, ViewRoom,
 };
 use crate::model::RoomKey;
 use crate::room::{Room, RoomView};
@@ -89,8 +89,16 @@ impl Handler<Dispatch> for Directory {
         let mut by_room: Vec<(RoomKey, Vec<Accepted>)> = Vec::new();
         let mut index: HashMap<&RoomKey, usize> = HashMap::new();
         let mut unrouted = 0;
+        let mut records = Vec::new();
         for accepted in &entries {
             self.dispatched = self.dispatched.max(accepted.seq);
+            // Records go to the store, not to a room. Sent before any later snapshot request,
+            // so the store writes them before it seals a snapshot that covers them.
+            if accepted.entry.event.kind.is_record() {
+                records.push(accepted.clone());
+                unrouted += 1;
+                continue;
+            }
             let key = &accepted.entry.event.room;
             // Events that name no room (an egress without a room, a console test) are journaled
             // and acknowledged, but there is no room to apply them to.
@@ -107,6 +115,9 @@ impl Handler<Dispatch> for Directory {
             }
         }
         drop(index);
+        if !records.is_empty() {
+            self.context.store.do_send(StoreRecords(records));
+        }
         if unrouted > 0 {
             self.context
                 .in_flight
@@ -195,8 +206,12 @@ impl Handler<TakeSnapshot> for Directory {
                         match answer {
                             Ok(Ok(part)) => parts.push(part),
                             Ok(Err(e)) => return Err(e),
-                            // The room stopped after its state was dispatched: nothing to keep.
-                            Err(_) => {}
+                            // A room retired after this request still answers it (its mailbox
+                            // is FIFO and `Stop` comes later), so a room that cannot answer died
+                            // or its arbiter stopped (after `Engine::shutdown`). Its state is
+                            // not in this snapshot: writing the snapshot anyway would make
+                            // recovery forget the room and the journal trim lose its events.
+                            Err(e) => return Err(format!("a room did not answer: {e}")),
                         }
                     }
                     rooms += parts.len() as u64;

@@ -120,6 +120,8 @@ impl Ingest {
             in_flight: in_flight.clone(),
             metrics,
             max_batch: settings.max_batch,
+            dedupe_window: settings.dedupe_window,
+            next_purge: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("journal-committer".into())
@@ -190,7 +192,14 @@ struct Committer {
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     max_batch: usize,
+    /// Dedupe keys older than this are forgotten on disk too, as the cache forgets them.
+    dedupe_window: Duration,
+    /// When expired dedupe keys are next purged from the store.
+    next_purge: Instant,
 }
+
+/// Expired dedupe keys are purged at most this often (and at least once per window).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// What one submission waits for.
 struct Waiter {
@@ -247,6 +256,7 @@ impl Committer {
                 }
             }
             self.process(submissions);
+            self.purge_expired();
             if !closing.is_empty() {
                 if !self.undispatched.is_empty() {
                     self.commit(Vec::new(), Vec::new());
@@ -257,6 +267,27 @@ impl Committer {
                 // Anything queued after the close is refused by dropping the receiver.
                 return;
             }
+        }
+    }
+
+    /// Forgets dedupe keys older than the window in the store, as the cache does; without this
+    /// the `dedupe` trees grow forever. Done here, between batches and after their waiters are
+    /// answered, because the committer is the only writer of those trees.
+    fn purge_expired(&mut self) {
+        let now = Instant::now();
+        if now < self.next_purge {
+            return;
+        }
+        self.next_purge = now + PURGE_EVERY.min(self.dedupe_window);
+        let window_ms = i64::try_from(self.dedupe_window.as_millis()).unwrap_or(i64::MAX);
+        match self
+            .store
+            .purge_dedupe(crate::now_ms().saturating_sub(window_ms))
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::debug!(purged, "expired dedupe keys purged"),
+            // Not urgent: the keys are purged on a later attempt.
+            Err(error) => tracing::warn!(%error, "purging expired dedupe keys failed"),
         }
     }
 

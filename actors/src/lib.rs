@@ -11,6 +11,7 @@
 //! - `recovery`: snapshot + journal replay at start.
 //! - `live`: the index of live rooms the read API and the gauges use.
 //! - `metrics`: the metric catalogue. `messages`: what the actors say to each other.
+//! - `webhook_log`: the background writer of the webhook log.
 
 pub mod directory;
 pub mod ingest;
@@ -23,6 +24,7 @@ pub mod room;
 pub mod room_actor;
 pub mod store;
 pub mod store_actor;
+pub mod webhook_log;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -42,6 +44,7 @@ use crate::room::{RoomSettings, RoomView};
 use crate::room_actor::RoomContext;
 use crate::store::{SnapshotMeta, Store, StoreError, StoreSettings};
 use crate::store_actor::StoreActor;
+use crate::webhook_log::{WebhookLog, WebhookLogSettings};
 
 /// Everything the engine needs to start, from the config.
 #[derive(Clone, Debug)]
@@ -55,6 +58,7 @@ pub struct EngineSettings {
     pub snapshot_interval: Duration,
     /// Threads that run room actors.
     pub room_threads: usize,
+    pub webhook_log: WebhookLogSettings,
 }
 
 impl EngineSettings {
@@ -70,6 +74,7 @@ impl EngineSettings {
             tick: Duration::from_secs(5),
             snapshot_interval: Duration::from_secs(60),
             room_threads: 2,
+            webhook_log: WebhookLogSettings::default(),
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct Engine {
     pub live: Arc<LiveRooms>,
     pub metrics: Arc<Metrics>,
     pub recovery: RecoveryReport,
+    /// Where webhook handlers record each request (never waits).
+    pub webhook_log: WebhookLog,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     arbiters: Mutex<Vec<Arbiter>>,
 }
@@ -152,7 +159,10 @@ impl Engine {
             report.next_seq.saturating_sub(1),
         );
         let interval = settings.snapshot_interval;
-        let directory = Directory::start_in_arbiter(&Arbiter::new().handle(), move |ctx| {
+        // The directory's own thread is stopped by `shutdown` like the room threads: a
+        // directory left running would keep taking periodic snapshots of rooms that are gone.
+        let directory_arbiter = Arbiter::new();
+        let directory = Directory::start_in_arbiter(&directory_arbiter.handle(), move |ctx| {
             ctx.run_interval(interval, |_, ctx| {
                 let me = ctx.address();
                 actix::spawn(async move {
@@ -171,6 +181,9 @@ impl Engine {
             metrics.clone(),
             settings.ingest,
         );
+        // The writer thread ends when the last handle is dropped; `shutdown` flushes it first.
+        let (webhook_log, _writer) =
+            WebhookLog::start(store.clone(), settings.webhook_log, metrics.clone());
         Ok(Engine {
             ingest,
             directory,
@@ -179,8 +192,9 @@ impl Engine {
             live,
             metrics,
             recovery: report,
+            webhook_log,
             committer: Mutex::new(Some(committer)),
-            arbiters: Mutex::new(arbiters),
+            arbiters: Mutex::new(arbiters.into_iter().chain([directory_arbiter]).collect()),
         })
     }
 
@@ -234,10 +248,20 @@ impl Engine {
                 tracing::error!(%error, "final snapshot not written; the journal still holds everything")
             }
         }
+        self.webhook_log.flush().await;
         let store = self.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.flush()).await;
-        for arbiter in self.arbiters.lock().drain(..) {
+        let arbiters: Vec<Arbiter> = self.arbiters.lock().drain(..).collect();
+        for arbiter in &arbiters {
             arbiter.stop();
         }
+        // Wait for the threads to end, so that once this returns no room actor or directory runs
+        // (and no late periodic snapshot can be attempted).
+        let _ = tokio::task::spawn_blocking(move || {
+            for arbiter in arbiters {
+                let _ = arbiter.join();
+            }
+        })
+        .await;
     }
 }

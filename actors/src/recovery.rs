@@ -41,8 +41,9 @@ pub fn recover(
     let started = Instant::now();
     let mut report = RecoveryReport::default();
     let mut rooms: HashMap<RoomKey, Room> = HashMap::new();
-    for meta in store.snapshots()? {
-        let loaded = store.read_snapshot(&meta).and_then(|parts| {
+    let metas = store.snapshots()?;
+    for meta in &metas {
+        let loaded = store.read_snapshot(meta).and_then(|parts| {
             parts
                 .into_iter()
                 .map(|(key, bytes)| {
@@ -72,6 +73,14 @@ pub fn recover(
             "no snapshot is readable; replaying what is left of the journal, which was trimmed \
              to the oldest snapshot: rooms from before it may be missing"
         );
+    } else {
+        // Only two snapshots are kept and the journal is trimmed to the older one. An unreadable
+        // snapshot left in place would count as one of the two, so after the next snapshot the
+        // fallback would be this unreadable one and the journal trimmed past the readable one.
+        for &id in &report.unreadable_snapshots {
+            tracing::warn!(snapshot = id, "discarding the unreadable snapshot");
+            store.discard_snapshot(id)?;
+        }
     }
 
     let watermarks = store.watermarks()?;
@@ -80,6 +89,11 @@ pub fn recover(
     for item in store.journal_after(report.as_of_seq) {
         let (seq, entry) = item?;
         report.replayed += 1;
+        if entry.event.kind.is_record() {
+            // Idempotent: a record the previous process wrote is written again unchanged.
+            store.write_records(&[(seq, &entry)])?;
+            continue;
+        }
         let key = &entry.event.room;
         if key.room.is_empty() {
             continue;
@@ -112,7 +126,17 @@ pub fn recover(
         report.live_participants += room.live_participants() as u64;
     }
     report.rooms = rooms.len();
-    report.next_seq = store.last_journal_seq()?.max(report.as_of_seq) + 1;
+    // The journal may be trimmed empty, and the snapshot used may be older than others (or
+    // none readable): a seq any snapshot or watermark names was used, so it is never handed out
+    // again (rooms skip seqs at or below what they applied; replay skips writes at or below a
+    // watermark).
+    let used = metas
+        .iter()
+        .map(|m| m.as_of_seq)
+        .chain(watermarks.values().copied())
+        .max()
+        .unwrap_or(0);
+    report.next_seq = store.last_journal_seq()?.max(report.as_of_seq).max(used) + 1;
     report.duration = started.elapsed();
     Ok(Recovered { rooms, report })
 }
@@ -141,6 +165,9 @@ pub fn session_changes(effects: Vec<Effect>) -> Vec<SessionChange> {
                 joined_ms,
             }),
             Effect::RoomSessionFinished(summary) => Some(SessionChange::RoomFinished(summary)),
+            Effect::RoomSessionRetracted { ended_ms } => {
+                Some(SessionChange::RoomRetracted { ended_ms })
+            }
             Effect::SessionStarted { .. } | Effect::Anomaly(_) => None,
         })
         .collect()

@@ -13,6 +13,8 @@
 //! - `history`: (room, ended) → [`RoomSession`].
 //! - `watermarks`: room → the last journal seq whose session effects are written.
 //! - `snapshots`: (snapshot id, room) → checksummed room state; `snapshot_meta`: id → [`SnapshotMeta`].
+//! - `subscriptions`, `files` (records, in `store/records.rs` and `store/files.rs`) and
+//!   `webhook_log` (`store/webhook_log.rs`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -24,8 +26,16 @@ use sled::{Batch, IVec, Tree};
 
 use crate::model::{Event, ParticipantSession, Provider, RoomKey, RoomSession};
 
+mod files;
+mod records;
+mod webhook_log;
+
+pub use files::FileCallback;
+pub use records::Subscription;
+pub use webhook_log::{WebhookLogEntry, WebhookLogFilter};
+
 /// Bumped whenever the meaning of stored bytes changes; an unknown version refuses to open.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -85,6 +95,10 @@ pub enum SessionChange {
         joined_ms: i64,
     },
     RoomFinished(RoomSession),
+    /// The room instance that ended at `ended_ms` was reported again under another end.
+    RoomRetracted {
+        ended_ms: i64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -350,6 +364,11 @@ impl Store {
                         key.extend_from_slice(&ordered_i64(summary.ended_ms));
                         history.insert(key, encode(summary).map_err(abort)?)?;
                     }
+                    SessionChange::RoomRetracted { ended_ms } => {
+                        let mut key = room_bytes.clone();
+                        key.extend_from_slice(&ordered_i64(*ended_ms));
+                        history.remove(key)?;
+                    }
                 }
             }
             watermarks.insert(room_bytes.as_slice(), &applied_seq.to_be_bytes())?;
@@ -605,6 +624,14 @@ impl Store {
             )));
         }
         Ok(rooms)
+    }
+
+    /// Removes a complete snapshot that recovery found unreadable, so it no longer counts as one
+    /// of the two kept.
+    pub fn discard_snapshot(&self, id: u64) -> StoreResult<()> {
+        self.delete_snapshot(id)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     fn delete_snapshot(&self, id: u64) -> StoreResult<()> {

@@ -4,14 +4,21 @@
 //! snapshot parts that were requested after them.
 //!
 //! A failed session write is not retried here: the journal still holds its events, so the store
-//! refuses further snapshots (and with them journal trimming) until a restart replays them.
+//! refuses further snapshots (and with them journal trimming) until a restart replays them. For
+//! the replay to write them, that room's watermark must not move past the failed write, so later
+//! writes of the room keep it below.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::messages::{BeginSnapshot, FinishSnapshot, SnapshotPart, StoreHealthy, StoreSessions};
-use crate::metrics::Metrics;
+use crate::messages::{
+    BeginSnapshot, FinishSnapshot, SnapshotPart, StoreHealthy, StoreRecords, StoreSessions,
+};
+use crate::metrics::{Metrics, REVOCATION_STATUSES};
+use crate::model::EventKind;
+use crate::model::RoomKey;
 use crate::store::{Store, StoreError};
 
 pub struct StoreActor {
@@ -19,6 +26,9 @@ pub struct StoreActor {
     metrics: Arc<Metrics>,
     /// Set by the first failed write: from then on no snapshot may trim the journal.
     failed: bool,
+    /// Rooms with a failed session write → the highest watermark they may still record (just
+    /// below the failed write's seq), so recovery replays and writes what failed.
+    held_watermarks: HashMap<RoomKey, u64>,
 }
 
 impl StoreActor {
@@ -27,6 +37,7 @@ impl StoreActor {
             store,
             metrics,
             failed: false,
+            held_watermarks: HashMap::new(),
         }
     }
 
@@ -48,10 +59,55 @@ impl Handler<StoreSessions> for StoreActor {
     type Result = ();
 
     fn handle(&mut self, msg: StoreSessions, _: &mut Self::Context) {
+        let watermark = match self.held_watermarks.get(&msg.room) {
+            Some(&held) => held.min(msg.applied_seq),
+            None => msg.applied_seq,
+        };
         let result = self
             .store
-            .write_sessions(&msg.room, msg.applied_seq, &msg.changes);
-        let _ = self.note(result, "writing sessions");
+            .write_sessions(&msg.room, watermark, &msg.changes);
+        if self.note(result, "writing sessions").is_err() {
+            // Nothing of this write is stored (it is one transaction); the room's earlier
+            // writes are, so its entries before this one need no replay.
+            let below = msg.applied_seq.saturating_sub(1);
+            self.held_watermarks
+                .entry(msg.room)
+                .and_modify(|held| *held = (*held).min(below))
+                .or_insert(below);
+        }
+    }
+}
+
+impl Handler<StoreRecords> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, StoreRecords(records): StoreRecords, _: &mut Self::Context) {
+        let entries: Vec<_> = records.iter().map(|a| (a.seq, a.entry.as_ref())).collect();
+        let result = self.store.write_records(&entries);
+        if self.note(result, "writing records").is_err() {
+            return;
+        }
+        // Counted here, once per journal entry: recovery writes replayed records directly.
+        for (_, entry) in entries {
+            if let EventKind::SubscriptionRevoked(revocation) = &entry.event.kind {
+                let status = REVOCATION_STATUSES
+                    .iter()
+                    .find(|s| **s == revocation.status)
+                    .unwrap_or(&"other");
+                self.metrics
+                    .subscription_revocations
+                    .with_label_values(&[entry.event.room.provider.as_str(), status])
+                    .inc();
+                tracing::warn!(
+                    provider = %entry.event.room.provider,
+                    app = %entry.event.room.app,
+                    broadcaster_id = %revocation.broadcaster_id,
+                    subscription_type = %revocation.subscription_type,
+                    status = %revocation.status,
+                    "event subscription revoked; no more notifications will come for it"
+                );
+            }
+        }
     }
 }
 
