@@ -13,10 +13,14 @@ use roomledger_actors::EngineSettings;
 use roomledger_actors::ingest::IngestSettings;
 use roomledger_actors::room::RoomSettings;
 use roomledger_actors::store::StoreSettings;
+use roomledger_actors::webhook_log::WebhookLogSettings;
 use roomledger_web::providers::Secret;
+use roomledger_web::providers::acrcloud::AcrcloudConfig;
 use roomledger_web::providers::agora::AgoraConfig;
 use roomledger_web::providers::livekit::LivekitConfig;
-use roomledger_web::state::WebSettings;
+use roomledger_web::providers::plugnmeet::PlugnmeetConfig;
+use roomledger_web::providers::twitch::TwitchConfig;
+use roomledger_web::state::{ProviderSettings, WebSettings};
 use serde::Deserialize;
 
 /// The shipped, documented configuration; also the defaults.
@@ -33,6 +37,10 @@ pub struct Config {
     pub log: LogConfig,
     pub agora: AgoraConfig,
     pub livekit: LivekitConfig,
+    pub plugnmeet: PlugnmeetConfig,
+    pub twitch: TwitchConfig,
+    pub acrcloud: AcrcloudConfig,
+    pub webhook_log: WebhookLogConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,6 +86,13 @@ pub struct RoomsConfig {
     pub forget_after_seconds: u64,
     pub tick_seconds: u64,
     pub threads: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookLogConfig {
+    pub max_entries: u64,
+    pub max_age_hours: u64,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -146,6 +161,8 @@ impl Config {
             ),
             ("rooms.idle_seconds", self.rooms.idle_seconds),
             ("rooms.tick_seconds", self.rooms.tick_seconds),
+            ("webhook_log.max_entries", self.webhook_log.max_entries),
+            ("webhook_log.max_age_hours", self.webhook_log.max_age_hours),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -171,6 +188,7 @@ impl Config {
                 participant_timeout_ms: secs_to_ms(self.rooms.participant_timeout_seconds),
                 forget_after_ms: secs_to_ms(self.rooms.forget_after_seconds),
                 idle_after_ms: secs_to_ms(self.rooms.idle_seconds),
+                stream_grace_ms: secs_to_ms(self.twitch.flap_grace_seconds),
                 ..RoomSettings::default()
             },
             ingest: IngestSettings {
@@ -183,6 +201,19 @@ impl Config {
             tick: Duration::from_secs(self.rooms.tick_seconds),
             snapshot_interval: Duration::from_secs(self.snapshots.interval_seconds),
             room_threads: threads,
+            webhook_log: WebhookLogSettings {
+                max_entries: self.webhook_log.max_entries,
+                max_age: Duration::from_secs(self.webhook_log.max_age_hours.saturating_mul(3600)),
+                ..WebhookLogSettings::default()
+            },
+        }
+    }
+
+    pub fn provider_settings(&self) -> ProviderSettings {
+        ProviderSettings {
+            plugnmeet: self.plugnmeet.clone(),
+            twitch: self.twitch.clone(),
+            acrcloud: self.acrcloud.clone(),
         }
     }
 
@@ -209,6 +240,16 @@ impl Config {
         }
         if self.livekit.keys.is_empty() && !self.livekit.allow_unsigned {
             warnings.push("livekit: no keys are set: every LiveKit webhook will be refused with 401 until [livekit] keys is configured".into());
+        }
+        // The other providers are optional: only the insecure setting is worth a warning.
+        if self.plugnmeet.keys.is_empty() && self.plugnmeet.allow_unsigned {
+            warnings.push("plugnmeet: no keys are set and allow_unsigned = true: unsigned webhooks are accepted (development only)".into());
+        }
+        if self.twitch.secret.is_empty() && self.twitch.allow_unsigned {
+            warnings.push("twitch: no secret is set and allow_unsigned = true: unsigned EventSub messages are accepted (development only)".into());
+        }
+        if self.acrcloud.token.is_empty() && self.acrcloud.allow_unsigned {
+            warnings.push("acrcloud: no token is set and allow_unsigned = true: callbacks without a token are accepted (development only)".into());
         }
         warnings
     }
@@ -307,15 +348,62 @@ mod tests {
     }
 
     #[test]
+    fn the_other_providers_and_the_webhook_log_have_defaults_and_overrides() {
+        let config = Config::from_toml("").unwrap();
+        assert!(config.plugnmeet.keys.is_empty() && !config.plugnmeet.allow_unsigned);
+        assert!(config.twitch.secret.is_empty() && !config.twitch.allow_unsigned);
+        assert!(config.acrcloud.token.is_empty() && !config.acrcloud.allow_unsigned);
+        let engine = config.engine_settings();
+        assert_eq!(engine.rooms.stream_grace_ms, 120_000);
+        assert_eq!(engine.webhook_log.max_entries, 100_000);
+        assert_eq!(
+            engine.webhook_log.max_age,
+            Duration::from_secs(7 * 24 * 3600)
+        );
+
+        let config = Config::from_toml(
+            "[plugnmeet]\nkeys = { plugnmeet = \"pnm-secret\" }\n\
+             [twitch]\nsecret = \"tw-secret\"\nflap_grace_seconds = 30\n\
+             [acrcloud]\ntoken = \"acr-token\"\n\
+             [webhook_log]\nmax_entries = 10\nmax_age_hours = 1\n",
+        )
+        .unwrap();
+        let providers = config.provider_settings();
+        assert_eq!(providers.plugnmeet.keys["plugnmeet"].expose(), "pnm-secret");
+        assert_eq!(providers.twitch.secret.expose(), "tw-secret");
+        assert_eq!(providers.acrcloud.token.expose(), "acr-token");
+        let engine = config.engine_settings();
+        assert_eq!(engine.rooms.stream_grace_ms, 30_000);
+        assert_eq!(engine.webhook_log.max_entries, 10);
+        assert_eq!(engine.webhook_log.max_age, Duration::from_secs(3600));
+        // Secrets stay out of debug output.
+        assert!(!format!("{providers:?}").contains("tw-secret"));
+
+        let error = Config::from_toml("[twitch]\nsecrett = \"x\"\n").unwrap_err();
+        assert!(error.to_string().contains("secrett"), "{error}");
+        let error = Config::from_toml("[webhook_log]\nmax_entries = 0\n").unwrap_err();
+        assert!(
+            error.to_string().contains("webhook_log.max_entries"),
+            "{error}"
+        );
+        let warned = Config::from_toml("[acrcloud]\nallow_unsigned = true\n").unwrap();
+        assert!(warned.warnings().iter().any(|w| w.starts_with("acrcloud")));
+    }
+
+    #[test]
     fn environment_variables_override_the_file() {
         // figment::Jail isolates the environment and the working directory of this test.
         figment::Jail::expect_with(|jail| {
             jail.set_env("ROOMLEDGER__SERVER__BIND", "127.0.0.1:9999");
             jail.set_env("ROOMLEDGER__LIVEKIT__KEYS", "{APImixedCase=\"s\"}");
+            jail.set_env("ROOMLEDGER__TWITCH__SECRET", "from-env");
+            jail.set_env("ROOMLEDGER__ACRCLOUD__TOKEN", "token-env");
             jail.create_file("roomledger.toml", "[server]\nbind = \"127.0.0.1:7000\"\n")?;
             let config = Config::load(Path::new("roomledger.toml"), true).unwrap();
             assert_eq!(config.server.bind.to_string(), "127.0.0.1:9999");
             assert_eq!(config.livekit.keys["APImixedCase"].expose(), "s");
+            assert_eq!(config.twitch.secret.expose(), "from-env");
+            assert_eq!(config.acrcloud.token.expose(), "token-env");
             jail.set_env("ROOMLEDGER__SERVER__NOPE", "1");
             let error = Config::load(Path::new("roomledger.toml"), true).unwrap_err();
             assert!(error.to_string().contains("nope"), "{error}");

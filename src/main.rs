@@ -91,7 +91,11 @@ fn init_tracing(log: &LogConfig) {
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(Engine::start(&config.engine_settings())?);
-    let state = web::Data::new(AppState::new(engine.clone(), &config.web_settings()));
+    let state = web::Data::new(AppState::with_providers(
+        engine.clone(),
+        &config.web_settings(),
+        &config.provider_settings(),
+    ));
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,

@@ -92,6 +92,11 @@ pub struct SnapshotPart {
 #[rtype(result = "Result<usize, StoreError>")]
 pub struct FinishSnapshot(pub SnapshotMeta);
 
+/// Record events (see `EventKind::is_record`), from the `Directory` to the `StoreActor`.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct StoreRecords(pub Vec<Accepted>);
+
 /// Whether every session write so far succeeded (for `/health`).
 #[derive(Message, Debug)]
 #[rtype(result = "bool")]

@@ -122,6 +122,93 @@ pub enum EventKind {
     Other {
         name: String,
     },
+    /// A recording or RTMP output of the room instance started (plugNmeet `start_recording`,
+    /// `start_rtmp`): its time is reported as the instance's recording or RTMP minutes.
+    OutputStarted {
+        instance: Option<String>,
+        output: Output,
+    },
+    /// The matching end (plugNmeet `end_recording`, `end_rtmp`).
+    OutputEnded {
+        instance: Option<String>,
+        output: Output,
+    },
+    /// Twitch `stream.online`: the broadcaster went live with stream `instance`; the event's
+    /// `at_ms` is the stream's `started_at`.
+    StreamOnline {
+        instance: String,
+        broadcaster: Participant,
+    },
+    /// Twitch `stream.offline`. Twitch names no stream and no end time, so `at_ms` is the
+    /// notification's own timestamp and the room pairs it with the stream live before it.
+    StreamOffline {
+        broadcaster: Participant,
+    },
+    /// Twitch `revocation`: a subscription stopped. A record, not room state (see
+    /// [`EventKind::is_record`]): Twitch names only the broadcaster's user id, not the login the
+    /// room is named by.
+    SubscriptionRevoked(Revocation),
+    /// An ACRCloud file-scanning callback. A record, not room state.
+    FileScanned(FileScan),
+}
+
+/// What a room instance sends out besides its participants' media.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// A recording to a file.
+    Recording,
+    /// A live stream to an RTMP endpoint.
+    Rtmp,
+}
+
+impl Output {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Recording => "recording",
+            Output::Rtmp => "rtmp",
+        }
+    }
+}
+
+/// A revoked Twitch EventSub subscription, as the `revocation` message describes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// `condition.broadcaster_user_id` (empty for subscription types without one).
+    pub broadcaster_id: String,
+    pub subscription_id: String,
+    /// The subscription type, e.g. `stream.online`.
+    pub subscription_type: String,
+    /// Why: `authorization_revoked`, `user_removed`, `notification_failures_exceeded`,
+    /// `version_removed`, ...
+    pub status: String,
+}
+
+/// One ACRCloud file-scanning callback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileScan {
+    pub file_id: String,
+    /// The file-scanning container (`cid`).
+    pub container: Option<i64>,
+    pub name: Option<String>,
+    /// 0 processing, 1 ready, -1 no result, -2 and -3 error; other values are kept as they are.
+    pub state: i64,
+    /// Results found (music, cover songs, custom files, ...), counted over every list in
+    /// `results`.
+    pub matches: u32,
+}
+
+impl FileScan {
+    /// The readable name of `state`; unknown states keep their number.
+    pub fn state_name(&self) -> String {
+        match self.state {
+            0 => "processing".into(),
+            1 => "ready".into(),
+            -1 => "no_result".into(),
+            -2 | -3 => "error".into(),
+            other => format!("state_{other}"),
+        }
+    }
 }
 
 /// Ordering key for a join on providers with single-use participant ids.
@@ -141,7 +228,28 @@ impl EventKind {
             EventKind::ParticipantLeft { .. } => "participant_left",
             EventKind::RoleChanged { .. } => "role_changed",
             EventKind::Other { name } => name,
+            EventKind::OutputStarted { output, .. } => match output {
+                Output::Recording => "recording_started",
+                Output::Rtmp => "rtmp_started",
+            },
+            EventKind::OutputEnded { output, .. } => match output {
+                Output::Recording => "recording_ended",
+                Output::Rtmp => "rtmp_ended",
+            },
+            EventKind::StreamOnline { .. } => "stream_online",
+            EventKind::StreamOffline { .. } => "stream_offline",
+            EventKind::SubscriptionRevoked(_) => "subscription_revoked",
+            EventKind::FileScanned(_) => "file_scanned",
         }
+    }
+
+    /// Events that are records rather than room state: they are written to the store as they
+    /// are (idempotently, keyed by their journal seq or subject), never applied by a room.
+    pub fn is_record(&self) -> bool {
+        matches!(
+            self,
+            EventKind::SubscriptionRevoked(_) | EventKind::FileScanned(_)
+        )
     }
 
     pub fn instance(&self) -> Option<&str> {
@@ -150,8 +258,14 @@ impl EventKind {
             | EventKind::RoomFinished { instance }
             | EventKind::ParticipantJoined { instance, .. }
             | EventKind::ParticipantLeft { instance, .. }
-            | EventKind::RoleChanged { instance, .. } => instance.as_deref(),
-            EventKind::Other { .. } => None,
+            | EventKind::RoleChanged { instance, .. }
+            | EventKind::OutputStarted { instance, .. }
+            | EventKind::OutputEnded { instance, .. } => instance.as_deref(),
+            EventKind::StreamOnline { instance, .. } => Some(instance),
+            EventKind::Other { .. }
+            | EventKind::StreamOffline { .. }
+            | EventKind::SubscriptionRevoked(_)
+            | EventKind::FileScanned(_) => None,
         }
     }
 }
@@ -251,8 +365,13 @@ pub struct RoomSession {
     pub peak_participants: u32,
     pub participant_ms: i64,
     pub sessions: u32,
-    /// How the instance ended: "room_end" (provider said so), "idle", "timeout", "superseded".
+    /// How the instance ended: "room_end" (provider said so), "idle", "timeout", "superseded",
+    /// "offline" (a Twitch stream).
     pub reason: String,
+    /// Time the instance was being recorded to a file (plugNmeet recordings).
+    pub recording_ms: i64,
+    /// Time the instance was streamed out over RTMP.
+    pub rtmp_ms: i64,
 }
 
 /// A kind of irregular input, counted in `roomledger_event_anomalies_total{kind}`.

@@ -22,8 +22,13 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Anomaly, Closure, Event, EventKind, Participant, ParticipantSession, RoomKey, RoomSession,
+    Anomaly, Closure, Event, EventKind, Output, Participant, ParticipantSession, RoomKey,
+    RoomSession,
 };
+
+mod stream;
+
+use stream::Streams;
 
 /// Tunables of the room logic, from `[rooms]` in the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +43,9 @@ pub struct RoomSettings {
     pub idle_after_ms: i64,
     /// How many ended instances are remembered to recognise late events for them.
     pub ended_instances_kept: usize,
+    /// A Twitch stream that goes offline and comes back online within this time is one
+    /// stream, not two (see `room/stream.rs`).
+    pub stream_grace_ms: i64,
 }
 
 impl Default for RoomSettings {
@@ -47,6 +55,7 @@ impl Default for RoomSettings {
             forget_after_ms: 3600 * 1000,
             idle_after_ms: 300 * 1000,
             ended_instances_kept: 4,
+            stream_grace_ms: 120 * 1000,
         }
     }
 }
@@ -71,6 +80,11 @@ pub enum Effect {
     },
     /// A finished (or corrected) room instance to upsert.
     RoomSessionFinished(RoomSession),
+    /// A previously reported room instance no longer ends at `ended_ms` (an earlier end notice
+    /// arrived late); it is reported again under its corrected end.
+    RoomSessionRetracted {
+        ended_ms: i64,
+    },
     Anomaly(Anomaly),
 }
 
@@ -90,6 +104,20 @@ pub struct RoomView {
     pub instance: Option<String>,
     pub started_ms: Option<i64>,
     pub participants: Vec<LiveParticipant>,
+    /// Outputs (recording, RTMP) of the current instance that are running now.
+    pub outputs: Vec<Output>,
+    /// A Twitch room's latest stream that has not been settled yet.
+    pub stream: Option<StreamView>,
+}
+
+/// A Twitch stream as the room view shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamView {
+    pub id: String,
+    pub broadcaster: Participant,
+    pub started_ms: i64,
+    /// Set while the stream is offline within its grace period: it may still come back.
+    pub offline_ms: Option<i64>,
 }
 
 /// The few numbers the live room index needs; published by the actor whenever they change.
@@ -125,6 +153,8 @@ pub struct Room {
     live_count: u32,
     /// Start notices of instances older than the current one, awaiting their end notice.
     early_starts: Vec<(String, i64)>,
+    /// Twitch stream notices; empty for every other provider.
+    streams: Streams,
     #[serde(skip)]
     accrual: AccrualState,
     /// Set while an instance end closes its participants (see `end_current`).
@@ -148,6 +178,9 @@ struct Instance {
     end_reason: Option<String>,
     /// Finished sessions of this instance: (participant id, joined) → (left, closure).
     sessions: HashMap<(String, i64), i64>,
+    /// Output start and end notices, sorted: (time, output, is end). Kept whole, as there are
+    /// few, so the output time is a function of the set of notices, whatever their order.
+    outputs: Vec<(i64, Output, bool)>,
 }
 
 impl Instance {
@@ -159,6 +192,42 @@ impl Instance {
             ended_ms: None,
             end_reason: None,
             sessions: HashMap::new(),
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Time `output` ran during the instance: each start to its next end, a start left open
+    /// to the instance's end (or to `until` while it is live). An end without a start before it
+    /// is ignored: there is no telling when that output began.
+    fn output_ms(&self, output: Output, until: i64) -> (i64, bool) {
+        let mut total = 0;
+        let mut open: Option<i64> = None;
+        for &(at, _, is_end) in self.outputs.iter().filter(|(_, o, _)| *o == output) {
+            match (is_end, open) {
+                (false, None) => open = Some(at),
+                (true, Some(from)) => {
+                    total += (at - from).max(0);
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        let running = open.is_some();
+        if let Some(from) = open {
+            total += (until - from).max(0);
+        }
+        (total, running)
+    }
+
+    /// Adds an output notice; false if it was there already.
+    fn add_output(&mut self, at_ms: i64, output: Output, is_end: bool) -> bool {
+        let notice = (at_ms, output, is_end);
+        match self.outputs.binary_search(&notice) {
+            Ok(_) => false,
+            Err(position) => {
+                self.outputs.insert(position, notice);
+                true
+            }
         }
     }
 
@@ -193,6 +262,8 @@ impl Instance {
             participant_ms,
             sessions: self.sessions.len() as u32,
             reason: self.end_reason.clone().unwrap_or_else(|| "room_end".into()),
+            recording_ms: self.output_ms(Output::Recording, ended_ms).0,
+            rtmp_ms: self.output_ms(Output::Rtmp, ended_ms).0,
         }
     }
 }
@@ -248,6 +319,7 @@ impl Room {
             last_event_ms: 0,
             live_count: 0,
             early_starts: Vec::new(),
+            streams: Streams::default(),
             accrual: AccrualState::default(),
             closing: false,
         }
@@ -337,7 +409,30 @@ impl Room {
                 settings,
                 &mut effects,
             ),
-            EventKind::Other { .. } => {}
+            EventKind::OutputStarted { instance, output }
+            | EventKind::OutputEnded { instance, output } => {
+                let is_end = matches!(event.kind, EventKind::OutputEnded { .. });
+                self.on_output(
+                    instance.as_deref(),
+                    event.at_ms,
+                    *output,
+                    is_end,
+                    settings,
+                    &mut effects,
+                )
+            }
+            EventKind::StreamOnline { .. } | EventKind::StreamOffline { .. } => {
+                let remainder =
+                    self.streams
+                        .apply(event, now_ms, settings.stream_grace_ms, &mut effects);
+                self.accrual.pending.participant_ms += remainder;
+                self.accrual.pending.room_ms += remainder;
+            }
+            // Records are written by the store, never applied by a room (the directory does not
+            // send them here); nothing in them is room state.
+            EventKind::Other { .. }
+            | EventKind::SubscriptionRevoked(_)
+            | EventKind::FileScanned(_) => {}
         }
         effects
     }
@@ -346,6 +441,13 @@ impl Room {
     /// ends an empty instance that stayed idle, forgets settled participants.
     pub fn tick(&mut self, now_ms: i64, settings: &RoomSettings) -> Vec<Effect> {
         let mut effects = Vec::new();
+        if !self.streams.is_empty() {
+            let remainder =
+                self.streams
+                    .settle(&self.key, now_ms, settings.stream_grace_ms, &mut effects);
+            self.accrual.pending.participant_ms += remainder;
+            self.accrual.pending.room_ms += remainder;
+        }
         let stale: Vec<String> = self
             .participants
             .iter()
@@ -383,6 +485,7 @@ impl Room {
     pub fn is_dormant(&self, now_ms: i64, settings: &RoomSettings) -> bool {
         self.live_count == 0
             && self.current.is_none()
+            && self.streams.is_empty()
             && now_ms.saturating_sub(self.last_activity_ms) >= settings.idle_after_ms
     }
 
@@ -407,6 +510,10 @@ impl Room {
                 self.accrual.room_accrued_until_ms = now_ms;
             }
         }
+        // A stream is room time and its broadcaster's participant time at once.
+        let streamed = self.streams.accrue(now_ms);
+        accrual.participant_ms += streamed;
+        accrual.room_ms += streamed;
         accrual
     }
 
@@ -419,13 +526,19 @@ impl Room {
             pending: Accrual::default(),
             room_accrued_until_ms: now_ms,
         };
+        self.streams.resume_accrual(now_ms);
     }
 
     pub fn summary(&self) -> RoomSummary {
+        let stream = self.streams.live();
         RoomSummary {
-            live: self.current.is_some(),
-            participants: self.live_count,
-            started_ms: self.current.as_ref().map(|c| c.started_ms),
+            live: self.current.is_some() || stream.is_some(),
+            participants: self.live_count + u32::from(stream.is_some()),
+            started_ms: self
+                .current
+                .as_ref()
+                .map(|c| c.started_ms)
+                .or(stream.map(|s| s.started_ms)),
         }
     }
 
@@ -435,20 +548,76 @@ impl Room {
             .values()
             .filter_map(|t| t.live.clone())
             .collect();
+        participants.extend(self.streams.live_participant());
         participants.sort_by(|a, b| {
             (a.joined_ms, &a.participant.id).cmp(&(b.joined_ms, &b.participant.id))
         });
+        let outputs = match &self.current {
+            Some(current) => [Output::Recording, Output::Rtmp]
+                .into_iter()
+                .filter(|&output| current.output_ms(output, current.started_ms).1)
+                .collect(),
+            None => Vec::new(),
+        };
+        let stream = self.streams.latest().map(|s| StreamView {
+            id: s.id,
+            broadcaster: s.broadcaster,
+            started_ms: s.started_ms,
+            offline_ms: s.ended_ms,
+        });
+        let streaming = stream.as_ref().filter(|s| s.offline_ms.is_none());
         RoomView {
             room: self.key.clone(),
-            live: self.current.is_some(),
-            instance: self.current.as_ref().and_then(|c| c.id.clone()),
-            started_ms: self.current.as_ref().map(|c| c.started_ms),
+            live: self.current.is_some() || streaming.is_some(),
+            instance: self
+                .current
+                .as_ref()
+                .and_then(|c| c.id.clone())
+                .or_else(|| streaming.map(|s| s.id.clone())),
+            started_ms: self
+                .current
+                .as_ref()
+                .map(|c| c.started_ms)
+                .or(streaming.map(|s| s.started_ms)),
             participants,
+            outputs,
+            stream,
         }
     }
 
     pub fn live_participants(&self) -> u32 {
-        self.live_count
+        self.live_count + u32::from(self.streams.live().is_some())
+    }
+
+    /// A recording or RTMP notice: kept on the instance it belongs to. A notice for an instance
+    /// that already ended corrects its reported totals.
+    fn on_output(
+        &mut self,
+        id: Option<&str>,
+        at_ms: i64,
+        output: Output,
+        is_end: bool,
+        settings: &RoomSettings,
+        effects: &mut Vec<Effect>,
+    ) {
+        if matches!(self.locate(id, at_ms), Slot::Unknown) {
+            self.ensure_current(id, at_ms, true, settings, effects);
+        }
+        match self.locate(id, at_ms) {
+            Slot::Current => {
+                if let Some(current) = self.current.as_mut() {
+                    current.add_output(at_ms, output, is_end);
+                }
+            }
+            Slot::Ended(index) => {
+                let ended = &mut self.ended[index];
+                if ended.add_output(at_ms, output, is_end) {
+                    effects.push(Effect::RoomSessionFinished(ended.summarise(&self.key)));
+                }
+            }
+            // A late notice of an instance older than the current one and long forgotten.
+            Slot::Unknown => effects.push(Effect::Anomaly(Anomaly::AfterRoomEnd)),
+        }
     }
 
     fn on_room_started(
@@ -532,6 +701,16 @@ impl Room {
             self.end_current(at_ms, "room_end", settings, effects);
             return;
         }
+        // A second end notice of an ended instance, earlier than the first (plugNmeet sends
+        // `session_ended` and then relays `room_finished`; deliveries may swap them): the
+        // instance ended at the earliest, whatever the order they arrive in.
+        if let Some(id) = id
+            && let Some(index) = self.ended.iter().position(|e| e.id.as_deref() == Some(id))
+            && self.ended[index].ended_ms.is_some_and(|end| at_ms < end)
+        {
+            self.correct_end(index, at_ms, settings, effects);
+            return;
+        }
         let known = match id {
             Some(id) => self.ended.iter().any(|e| e.id.as_deref() == Some(id)),
             None => self.ended.iter().any(|e| e.ended_ms == Some(at_ms)),
@@ -581,6 +760,33 @@ impl Room {
         self.rederive_all(settings, effects);
         self.closing = false;
         if let Some(ended) = self.ended.iter().find(|e| e.ended_ms == Some(end)) {
+            effects.push(Effect::RoomSessionFinished(ended.summarise(&self.key)));
+        }
+    }
+
+    /// Moves the end of ended instance `index` earlier, to `at_ms`: its participants are closed
+    /// again at the new end and the instance is reported under it.
+    fn correct_end(
+        &mut self,
+        index: usize,
+        at_ms: i64,
+        settings: &RoomSettings,
+        effects: &mut Vec<Effect>,
+    ) {
+        let instance = &mut self.ended[index];
+        let end = at_ms.max(instance.started_ms);
+        let Some(old) = instance.ended_ms.filter(|&old| old != end) else {
+            return;
+        };
+        instance.ended_ms = Some(end);
+        let id = instance.id.clone();
+        // History is keyed by the end, so the old record goes before the new one is written.
+        effects.push(Effect::RoomSessionRetracted { ended_ms: old });
+        self.ended.sort_by_key(|e| e.ended_ms);
+        self.closing = true;
+        self.rederive_all(settings, effects);
+        self.closing = false;
+        if let Some(ended) = self.ended.iter().find(|e| e.id == id) {
             effects.push(Effect::RoomSessionFinished(ended.summarise(&self.key)));
         }
     }

@@ -81,6 +81,9 @@ impl RoomActor {
                 Effect::RoomSessionFinished(summary) => {
                     changes.push(SessionChange::RoomFinished(summary))
                 }
+                Effect::RoomSessionRetracted { ended_ms } => {
+                    changes.push(SessionChange::RoomRetracted { ended_ms })
+                }
                 Effect::Anomaly(anomaly) => {
                     metrics
                         .anomalies

@@ -6,12 +6,15 @@
 //! - `webhooks`: the webhook pipeline shared by every provider.
 //! - `providers/*`: one pure adapter per provider (verify + normalise), same shape each.
 //! - `api`: the read API, `/health`, `/metrics`; `usage`: usage reports; `stream`: live
-//!   changes as server-sent events; `page`: the embedded web page.
+//!   changes as server-sent events; `page`: the embedded web page; `events`: the webhook log;
+//!   `files`: ACRCloud file scans.
 //! - `error`: the only mapping from errors to HTTP answers.
 //! - `state`: what handlers share.
 
 pub mod api;
 pub mod error;
+pub mod events;
+pub mod files;
 pub mod page;
 pub mod providers;
 pub mod routes;

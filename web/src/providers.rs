@@ -4,9 +4,13 @@
 //! provider-neutral model). Adapters do no I/O and read no clock: everything they need arrives in
 //! [`Delivery`], so they are tested with fixtures alone. `webhooks.rs` is their only caller.
 
+pub mod acrcloud;
 pub mod agora;
+mod jwt;
 pub mod livekit;
+pub mod plugnmeet;
 pub mod signing;
+pub mod twitch;
 
 use std::fmt;
 
@@ -27,6 +31,13 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Turns an authentic body into provider-neutral events.
     fn normalise(&self, verified: &Verified, body: &[u8]) -> Result<Vec<Event>, NormaliseError>;
+
+    /// For an authentic delivery that only asks the receiver to prove it is there (Twitch's
+    /// `webhook_callback_verification`): the text to answer with, as `text/plain`. Such a
+    /// delivery is answered at once and never journaled.
+    fn challenge(&self, _verified: &Verified, _body: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// One webhook request as the adapter sees it.
@@ -36,15 +47,34 @@ pub struct Delivery<'a> {
     pub body: &'a [u8],
     /// The `{app_id}` / `{app}` path segment, for providers that put the app in the URL.
     pub path_app: Option<&'a str>,
+    /// The raw query string, for providers authenticated by a token in the URL (ACRCloud).
+    pub query: Option<&'a str>,
     /// When the request arrived, unix milliseconds (freshness checks).
     pub received_ms: i64,
 }
 
 /// What verification established about a delivery.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Verified {
     /// The app the delivery belongs to: Agora App ID from the path, LiveKit API key from `iss`.
     pub app: String,
+    /// The delivery's id, for providers that send it beside the body and sign it with it
+    /// (Twitch message id).
+    pub message_id: Option<String>,
+    /// When the provider sent the delivery, unix milliseconds, for providers that sign a send
+    /// time beside the body (Twitch), or the arrival time for providers whose bodies carry
+    /// no time at all (ACRCloud).
+    pub sent_ms: Option<i64>,
+}
+
+impl Verified {
+    /// What verification of a body-only signature establishes: the app.
+    pub fn app(app: impl Into<String>) -> Verified {
+        Verified {
+            app: app.into(),
+            ..Verified::default()
+        }
+    }
 }
 
 /// Why a delivery was not accepted as authentic. `webhooks.rs` maps these to 401 (`bad_signature`)

@@ -1,7 +1,8 @@
 //! Webhook routes: the raw body (size-capped) → the provider adapter's `verify` → `normalise`
 //! → `Ingest::submit` (dedupe, journal, group commit) → 2xx. Every provider goes through
-//! [`receive`], so the order of these steps, the error mapping and the metrics are the same for
-//! all of them. A 2xx is only ever sent once `submit` said the event is durable.
+//! [`receive`], so the order of these steps, the error mapping, the metrics and the webhook log
+//! entry are the same for all of them. A 2xx is only ever sent once `submit` said the event is
+//! durable, except for a verified challenge (Twitch), which asks for nothing to be kept.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
 use roomledger_actors::ingest::Outcome;
+use roomledger_actors::store::WebhookLogEntry;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -39,7 +41,62 @@ pub async fn livekit(
     receive(&state, &state.livekit, None, &request, body).await
 }
 
-/// The one webhook pipeline. Records the outcome and the ack latency of every request.
+pub async fn plugnmeet(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.plugnmeet, None, &request, body).await
+}
+
+pub async fn twitch(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.twitch, None, &request, body).await
+}
+
+pub async fn twitch_app(
+    state: web::Data<AppState>,
+    app: web::Path<String>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.twitch, Some(&app), &request, body).await
+}
+
+pub async fn acrcloud(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    receive(&state, &state.acrcloud, None, &request, body).await
+}
+
+/// What became of a request that got past verification.
+enum Handled {
+    /// A challenge, answered with this text and not journaled.
+    Challenge(String),
+    /// Events submitted to the journal.
+    Events {
+        times: Vec<i64>,
+        outcomes: Vec<Outcome>,
+    },
+}
+
+/// What the webhook log learns about a request as it goes through the pipeline.
+#[derive(Default)]
+struct Seen {
+    app: Option<String>,
+    event: Option<String>,
+    event_id: Option<String>,
+    room: Option<String>,
+    body_bytes: u64,
+}
+
+/// The one webhook pipeline. Records the outcome and the ack latency of every request, and
+/// gives the webhook log exactly one entry per request, here, where the outcome is decided.
 pub async fn receive<A: Adapter>(
     state: &AppState,
     adapter: &A,
@@ -51,49 +108,74 @@ pub async fn receive<A: Adapter>(
     let received_ms = roomledger_actors::now_ms();
     let provider = A::PROVIDER.as_str();
     let metrics = &state.engine.metrics;
+    let mut seen = Seen {
+        app: path_app.map(str::to_owned),
+        // What the request announced, until the body is read.
+        body_bytes: request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+        ..Seen::default()
+    };
     let result = async {
         check_content_type::<A>(request)?;
         let body = read_body(request, body, state.max_body_bytes).await?;
+        seen.body_bytes = body.len() as u64;
+        let query = request.query_string();
         let delivery = Delivery {
             headers: request.headers(),
             body: &body,
             path_app,
+            query: (!query.is_empty()).then_some(query),
             received_ms,
         };
         let verified = adapter.verify(&delivery)?;
+        seen.app = Some(verified.app.clone());
+        if let Some(challenge) = adapter.challenge(&verified, &body) {
+            seen.event = Some("webhook_callback_verification".into());
+            return Ok(Handled::Challenge(challenge));
+        }
         let events = adapter.normalise(&verified, &body)?;
-        let name = events
-            .first()
-            .map_or_else(|| "none".to_owned(), |e| e.kind.name().to_owned());
+        if let Some(first) = events.first() {
+            seen.event = Some(first.kind.name().to_owned());
+            seen.event_id = Some(first.id.clone());
+            seen.room = Some(first.room.room.clone()).filter(|room| !room.is_empty());
+        }
         let times: Vec<i64> = events.iter().map(|e| e.at_ms).collect();
         let outcomes = state.engine.ingest.submit(events, received_ms).await?;
-        Ok::<_, ApiError>((name, times, outcomes))
+        Ok::<_, ApiError>(Handled::Events { times, outcomes })
     }
     .await;
-    let response = match result {
-        Ok((event, times, outcomes)) => {
+    let (response, outcome, seq) = match result {
+        Ok(Handled::Challenge(challenge)) => {
+            tracing::info!(provider, app = ?seen.app, "subscription verification answered");
+            let response = HttpResponse::Ok()
+                .content_type("text/plain")
+                .body(challenge);
+            (response, "challenge", None)
+        }
+        Ok(Handled::Events { times, outcomes }) => {
             let duplicate = outcomes.iter().all(|o| *o == Outcome::Duplicate);
             let outcome = if duplicate { "duplicate" } else { "accepted" };
-            metrics
-                .webhook_requests
-                .with_label_values(&[provider, outcome])
-                .inc();
+            let seq = outcomes.iter().find_map(|o| match o {
+                Outcome::Accepted { seq } => Some(*seq),
+                Outcome::Duplicate => None,
+            });
             if !duplicate {
                 observe_events(state, provider, &times, received_ms);
             }
-            let event = event.as_str();
+            let event = seen.event.as_deref().unwrap_or("none");
             tracing::debug!(provider, event, duplicate, "webhook accepted");
-            HttpResponse::Ok().json(Acknowledged {
+            let response = HttpResponse::Ok().json(Acknowledged {
                 status: "ok",
                 event,
                 duplicate,
-            })
+            });
+            (response, outcome, seq)
         }
         Err(error) => {
-            metrics
-                .webhook_requests
-                .with_label_values(&[provider, error.outcome()])
-                .inc();
             let peer = request
                 .peer_addr()
                 .map(|a| a.ip().to_string())
@@ -106,9 +188,27 @@ pub async fn receive<A: Adapter>(
                     tracing::warn!(provider, %peer, code = error.code(), %error, "webhook rejected")
                 }
             }
-            actix_web::ResponseError::error_response(&error)
+            let response = actix_web::ResponseError::error_response(&error);
+            (response, error.outcome(), None)
         }
     };
+    metrics
+        .webhook_requests
+        .with_label_values(&[provider, outcome])
+        .inc();
+    state.engine.webhook_log.record(WebhookLogEntry {
+        at_ms: received_ms,
+        provider: A::PROVIDER,
+        app: seen.app,
+        event: seen.event,
+        event_id: seen.event_id,
+        room: seen.room,
+        outcome: outcome.to_owned(),
+        status: response.status().as_u16(),
+        source: request.peer_addr().map(|a| a.ip().to_string()),
+        body_bytes: seen.body_bytes,
+        seq,
+    });
     metrics
         .webhook_duration
         .with_label_values(&[provider])

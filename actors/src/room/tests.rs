@@ -247,6 +247,9 @@ impl Harness {
                 Effect::RoomSessionFinished(summary) => {
                     self.history.insert(summary.ended_ms, summary.clone());
                 }
+                Effect::RoomSessionRetracted { ended_ms } => {
+                    self.history.remove(ended_ms);
+                }
                 Effect::Anomaly(anomaly) => self.anomalies.push(*anomaly),
             }
         }
@@ -784,5 +787,566 @@ proptest! {
         (script, shuffled) in livekit_script().prop_flat_map(delivered)
     ) {
         check_any_order_gives_the_same_result(livekit_key(), &script, &shuffled);
+    }
+}
+
+// ----- plugNmeet: recording and RTMP minutes, two end notices --------------------------------
+
+fn pnm_key() -> RoomKey {
+    RoomKey::new(Provider::Plugnmeet, "plugnmeet", "room01")
+}
+
+fn pnm(id: &str, at_ms: i64, kind: EventKind) -> Event {
+    event(&pnm_key(), id, at_ms, kind)
+}
+
+const PNM_SID: &str = "a3f1c2d4-5b6e-4f70-8a91-b2c3d4e5f607";
+
+fn pnm_sid() -> Option<String> {
+    Some(PNM_SID.into())
+}
+
+fn pnm_output(id: &str, at_ms: i64, output: Output, start: bool) -> Event {
+    let instance = pnm_sid();
+    pnm(
+        id,
+        at_ms,
+        if start {
+            EventKind::OutputStarted { instance, output }
+        } else {
+            EventKind::OutputEnded { instance, output }
+        },
+    )
+}
+
+fn pnm_join(sid: &str, identity: &str, at_ms: i64) -> Event {
+    pnm(
+        &format!("join-{sid}"),
+        at_ms,
+        EventKind::ParticipantJoined {
+            instance: pnm_sid(),
+            participant: lk_participant(sid, identity),
+            seq: SEQ_JOIN,
+        },
+    )
+}
+
+fn pnm_leave(sid: &str, identity: &str, joined_ms: i64, at_ms: i64) -> Event {
+    pnm(
+        &format!("leave-{sid}"),
+        at_ms,
+        EventKind::ParticipantLeft {
+            instance: pnm_sid(),
+            participant: lk_participant(sid, identity),
+            seq: SEQ_LEAVE,
+            joined_at_ms: Some(joined_ms),
+            reason: "client_initiated".into(),
+        },
+    )
+}
+
+/// A meeting: started, recorded from +10 s to +70 s, streamed over RTMP from +20 s until the
+/// end (no end notice), two participants, ended by `session_ended` at +100 s and by the relayed
+/// `room_finished` at +103 s.
+fn pnm_meeting() -> Vec<Event> {
+    vec![
+        pnm(
+            "started",
+            T0,
+            EventKind::RoomStarted {
+                instance: pnm_sid(),
+            },
+        ),
+        pnm_join("PA_alice1", "alice", T0 + S),
+        pnm_output("rec-start", T0 + 10 * S, Output::Recording, true),
+        pnm_output("rtmp-start", T0 + 20 * S, Output::Rtmp, true),
+        pnm_join("PA_bob", "bob", T0 + 30 * S),
+        pnm_leave("PA_alice1", "alice", T0 + S, T0 + 40 * S),
+        // Alice comes back: a new connection, so a new sid and a new session.
+        pnm_join("PA_alice2", "alice", T0 + 45 * S),
+        pnm_output("rec-end", T0 + 70 * S, Output::Recording, false),
+        pnm(
+            "session_ended",
+            T0 + 100 * S,
+            EventKind::RoomFinished {
+                instance: pnm_sid(),
+            },
+        ),
+        pnm(
+            "room_finished",
+            T0 + 103 * S,
+            EventKind::RoomFinished {
+                instance: pnm_sid(),
+            },
+        ),
+    ]
+}
+
+#[test]
+fn recording_and_rtmp_time_is_reported_on_the_instance() {
+    let mut h = Harness::new(pnm_key());
+    let meeting = pnm_meeting();
+    for event in &meeting[..5] {
+        h.apply(event);
+    }
+    assert_eq!(h.room.view().outputs, vec![Output::Recording, Output::Rtmp]);
+    for event in &meeting[5..] {
+        h.apply(event);
+    }
+    let history: Vec<_> = h.history.values().cloned().collect();
+    assert_eq!(history.len(), 1, "{history:?}");
+    let meeting = &history[0];
+    assert_eq!(
+        (
+            meeting.instance.as_str(),
+            meeting.started_ms,
+            meeting.ended_ms,
+            meeting.recording_ms,
+            meeting.rtmp_ms,
+        ),
+        (PNM_SID, T0, T0 + 100 * S, 60 * S, 80 * S)
+    );
+    assert_eq!(
+        h.spans(),
+        vec![
+            ("PA_alice1".into(), T0 + S, T0 + 40 * S, Closure::Left),
+            (
+                "PA_alice2".into(),
+                T0 + 45 * S,
+                T0 + 100 * S,
+                Closure::RoomEnd
+            ),
+            ("PA_bob".into(), T0 + 30 * S, T0 + 100 * S, Closure::RoomEnd),
+        ]
+    );
+    assert_eq!((meeting.sessions, meeting.peak_participants), (3, 2));
+    assert!(h.room.view().outputs.is_empty());
+}
+
+#[test]
+fn the_earlier_of_two_end_notices_ends_the_instance_whatever_their_order() {
+    let in_order = Harness::run(pnm_key(), &pnm_meeting());
+    let mut swapped = pnm_meeting();
+    let last = swapped.len() - 1;
+    swapped.swap(last - 1, last);
+    let h = Harness::run(pnm_key(), &swapped);
+    assert_eq!(h.spans(), in_order.spans());
+    let ends: Vec<i64> = h.history.keys().copied().collect();
+    assert_eq!(ends, vec![T0 + 100 * S], "the later end is retracted");
+    assert_eq!(h.history, in_order.history);
+    assert_eq!(h.finished_first, in_order.finished_first);
+}
+
+#[test]
+fn output_notices_in_any_order_and_duplicated_give_the_same_minutes() {
+    let meeting = pnm_meeting();
+    let in_order = Harness::run(pnm_key(), &meeting);
+    // The recording's end first, its start after the room ended, everything twice.
+    let mut shuffled = meeting.clone();
+    shuffled.reverse();
+    shuffled.extend(meeting.iter().cloned());
+    let h = Harness::run(pnm_key(), &shuffled);
+    let minutes = |h: &Harness| {
+        h.history
+            .values()
+            .map(|r| (r.ended_ms, r.recording_ms, r.rtmp_ms))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(minutes(&h), minutes(&in_order));
+    assert_eq!(h.spans(), in_order.spans());
+}
+
+#[test]
+fn an_output_end_without_a_start_counts_nothing() {
+    let mut h = Harness::new(pnm_key());
+    h.apply(&pnm(
+        "started",
+        T0,
+        EventKind::RoomStarted {
+            instance: pnm_sid(),
+        },
+    ));
+    h.apply(&pnm_output(
+        "rec-end",
+        T0 + 70 * S,
+        Output::Recording,
+        false,
+    ));
+    h.apply(&pnm(
+        "finished",
+        T0 + 100 * S,
+        EventKind::RoomFinished {
+            instance: pnm_sid(),
+        },
+    ));
+    let meeting = h.history.values().next().unwrap();
+    assert_eq!((meeting.recording_ms, meeting.rtmp_ms), (0, 0));
+}
+
+// ----- Twitch: streams, flapping -------------------------------------------------------------
+
+const GRACE: i64 = 120 * S;
+
+fn twitch_key() -> RoomKey {
+    RoomKey::new(Provider::Twitch, "default", "cool_user")
+}
+
+fn broadcaster() -> Participant {
+    Participant {
+        id: "1337".into(),
+        identity: "cool_user".into(),
+        name: Some("Cool_User".into()),
+        role: Role::Broadcaster,
+        platform: Some("live".into()),
+    }
+}
+
+fn online(stream: &str, started_ms: i64) -> Event {
+    event(
+        &twitch_key(),
+        &format!("online-{stream}-{started_ms}"),
+        started_ms,
+        EventKind::StreamOnline {
+            instance: stream.into(),
+            broadcaster: broadcaster(),
+        },
+    )
+}
+
+fn offline(at_ms: i64) -> Event {
+    let mut broadcaster = broadcaster();
+    // Offline notices carry no stream type.
+    broadcaster.platform = None;
+    event(
+        &twitch_key(),
+        &format!("offline-{at_ms}"),
+        at_ms,
+        EventKind::StreamOffline { broadcaster },
+    )
+}
+
+/// (instance, started, ended, participant time, reason) of every reported stream.
+fn streams(h: &Harness) -> Vec<(String, i64, i64, i64, String)> {
+    h.history
+        .values()
+        .map(|r| {
+            (
+                r.instance.clone(),
+                r.started_ms,
+                r.ended_ms,
+                r.participant_ms,
+                r.reason.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_stream_is_an_instance_with_its_broadcaster_as_the_participant() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("9001", T0));
+    let view = h.room.view();
+    assert!(view.live);
+    assert_eq!(view.instance.as_deref(), Some("9001"));
+    assert_eq!(h.live(), vec![("1337".into(), T0, Role::Broadcaster)]);
+    assert_eq!(h.room.summary().participants, 1);
+    assert_eq!(h.started, 1);
+
+    h.apply(&offline(T0 + 3600 * S));
+    // Offline, but it may still come back: nothing is reported yet.
+    let view = h.room.view();
+    assert!(!view.live && view.participants.is_empty());
+    let stream = view
+        .stream
+        .expect("the stream is kept for its grace period");
+    assert_eq!(
+        (stream.id.as_str(), stream.offline_ms),
+        ("9001", Some(T0 + 3600 * S))
+    );
+    assert!(h.tick(T0 + 3600 * S + GRACE - 1).is_empty());
+    assert!(h.history.is_empty());
+    assert!(!h.room.is_dormant(T0 + 3600 * S + GRACE - 1, &settings()));
+
+    h.tick(T0 + 3600 * S + GRACE);
+    assert_eq!(
+        streams(&h),
+        vec![("9001".into(), T0, T0 + 3600 * S, 3600 * S, "offline".into())]
+    );
+    assert_eq!(
+        h.spans(),
+        vec![("1337".into(), T0, T0 + 3600 * S, Closure::Left)]
+    );
+    let session = h.sessions.values().next().unwrap();
+    assert_eq!(
+        (session.identity.as_str(), session.instance.as_deref()),
+        ("cool_user", Some("9001"))
+    );
+    assert_eq!((h.started, h.finished_first), (1, 1));
+    assert!(h.room.view().stream.is_none());
+    assert!(h.room.is_dormant(
+        T0 + 3600 * S + GRACE + settings().idle_after_ms,
+        &settings()
+    ));
+}
+
+#[test]
+fn an_offline_and_online_within_the_grace_does_not_split_the_stream() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("9001", T0));
+    h.apply(&offline(T0 + 100 * S));
+    // Back 60 s later, under a new stream id: the same stream goes on.
+    h.apply(&online("9002", T0 + 160 * S));
+    assert!(h.room.view().live);
+    assert_eq!(h.room.view().instance.as_deref(), Some("9001"));
+    h.apply(&offline(T0 + 500 * S));
+    h.tick(T0 + 500 * S + GRACE);
+    assert_eq!(
+        streams(&h),
+        vec![("9001".into(), T0, T0 + 500 * S, 500 * S, "offline".into())]
+    );
+    assert_eq!((h.started, h.finished_first), (1, 1));
+}
+
+#[test]
+fn a_gap_longer_than_the_grace_gives_two_streams() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("9001", T0));
+    h.apply(&offline(T0 + 100 * S));
+    h.apply(&online("9002", T0 + 100 * S + GRACE + S));
+    // The first stream is settled once our clock is past its end by the grace period.
+    h.tick(T0 + 100 * S + GRACE);
+    assert_eq!(
+        streams(&h),
+        vec![("9001".into(), T0, T0 + 100 * S, 100 * S, "offline".into())]
+    );
+    assert_eq!(h.room.view().instance.as_deref(), Some("9002"));
+    h.apply(&offline(T0 + 400 * S));
+    h.tick(T0 + 400 * S + GRACE);
+    assert_eq!(streams(&h).len(), 2);
+    assert_eq!((h.started, h.finished_first), (2, 2));
+}
+
+/// Two flaps and a real end, then a second stream after a long break.
+fn flapping_evening() -> Vec<Event> {
+    vec![
+        online("1", T0),
+        offline(T0 + 600 * S),
+        online("2", T0 + 630 * S),
+        offline(T0 + 900 * S),
+        online("3", T0 + 1000 * S),
+        offline(T0 + 2000 * S),
+        online("4", T0 + 5000 * S),
+        offline(T0 + 6000 * S),
+    ]
+}
+
+#[test]
+fn flapping_notices_in_any_order_give_the_same_streams() {
+    let events = flapping_evening();
+    let settle = |mut h: Harness| {
+        h.tick(T0 + 6000 * S + GRACE);
+        h
+    };
+    let in_order = settle(Harness::run(twitch_key(), &events));
+    assert_eq!(
+        streams(&in_order),
+        vec![
+            ("1".into(), T0, T0 + 2000 * S, 2000 * S, "offline".into()),
+            (
+                "4".into(),
+                T0 + 5000 * S,
+                T0 + 6000 * S,
+                1000 * S,
+                "offline".into()
+            ),
+        ]
+    );
+    // Offlines before their onlines, everything backwards, and re-deliveries.
+    let mut backwards = events.clone();
+    backwards.reverse();
+    let mut offlines_first: Vec<Event> = events.iter().skip(1).step_by(2).cloned().collect();
+    offlines_first.extend(events.iter().step_by(2).cloned());
+    let mut twice = events.clone();
+    twice.extend(events.iter().rev().cloned());
+    for order in [backwards, offlines_first, twice] {
+        let h = settle(Harness::run(twitch_key(), &order));
+        assert_eq!(streams(&h), streams(&in_order));
+        assert_eq!(h.spans(), in_order.spans());
+        assert_eq!(h.finished_first, 2);
+    }
+}
+
+#[test]
+fn an_online_with_another_id_while_live_ends_the_previous_stream() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("1", T0));
+    // Its offline was never delivered.
+    h.apply(&online("2", T0 + 3600 * S));
+    h.apply(&offline(T0 + 4000 * S));
+    h.tick(T0 + 4000 * S + GRACE);
+    assert_eq!(
+        streams(&h),
+        vec![
+            ("1".into(), T0, T0 + 3600 * S, 3600 * S, "superseded".into()),
+            (
+                "2".into(),
+                T0 + 3600 * S,
+                T0 + 4000 * S,
+                400 * S,
+                "offline".into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_notice_after_its_stream_settled_cannot_reopen_it() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("1", T0));
+    h.apply(&offline(T0 + 100 * S));
+    h.tick(T0 + 100 * S + GRACE);
+    let before = streams(&h);
+    h.apply(&online("1", T0));
+    h.apply(&offline(T0 + 50 * S));
+    assert_eq!(h.anomalies, vec![Anomaly::Stale, Anomaly::Stale]);
+    h.tick(T0 + 1000 * S);
+    assert_eq!(streams(&h), before);
+    assert!(!h.room.view().live);
+}
+
+#[test]
+fn an_offline_without_an_online_is_dropped_after_the_grace() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&offline(T0));
+    assert_eq!(h.anomalies, vec![Anomaly::LeaveWithoutJoin]);
+    assert!(!h.room.view().live);
+    h.tick(T0 + GRACE);
+    assert!(h.history.is_empty() && h.sessions.is_empty());
+    assert!(
+        h.room
+            .is_dormant(T0 + GRACE + settings().idle_after_ms, &settings())
+    );
+}
+
+#[test]
+fn stream_accrual_counts_a_flap_gap_once_it_is_known_and_never_goes_back() {
+    let mut room = Room::new(twitch_key());
+    let s = settings();
+    room.apply(1, &online("1", T0), T0, &s);
+    assert_eq!(
+        room.accrue(T0 + 10 * S),
+        Accrual {
+            participant_ms: 10 * S,
+            room_ms: 10 * S
+        }
+    );
+    room.apply(2, &offline(T0 + 20 * S), T0 + 20 * S, &s);
+    assert_eq!(
+        room.accrue(T0 + 30 * S).room_ms,
+        10 * S,
+        "up to the offline"
+    );
+    room.apply(3, &online("2", T0 + 60 * S), T0 + 60 * S, &s);
+    // Back within the grace: the 40 s gap is stream time after all.
+    assert_eq!(room.accrue(T0 + 70 * S).room_ms, 50 * S);
+    room.apply(4, &offline(T0 + 80 * S), T0 + 80 * S, &s);
+    let effects = room.tick(T0 + 80 * S + GRACE, &s);
+    assert!(
+        effects
+            .iter()
+            .any(|e| matches!(e, Effect::RoomSessionFinished(r) if r.ended_ms == T0 + 80 * S))
+    );
+    assert_eq!(room.accrue(T0 + 300 * S).room_ms, 10 * S, "the last 10 s");
+    assert_eq!(room.accrue(T0 + 400 * S), Accrual::default());
+}
+
+#[test]
+fn a_snapshot_round_trip_keeps_unsettled_streams() {
+    let mut h = Harness::new(twitch_key());
+    h.apply(&online("1", T0));
+    h.apply(&offline(T0 + 100 * S));
+    let bytes = postcard::to_allocvec(&h.room).unwrap();
+    let mut restored: Room = postcard::from_bytes(&bytes).unwrap();
+    assert_eq!(restored.view(), h.room.view());
+    restored.apply(9, &online("2", T0 + 150 * S), T0, &settings());
+    assert!(restored.view().live);
+    assert_eq!(restored.view().instance.as_deref(), Some("1"));
+}
+
+/// Streams with gaps either within the grace (flaps, which must merge) or beyond it.
+fn twitch_script() -> impl Strategy<Value = (Vec<Event>, Vec<(i64, i64)>)> {
+    let segments = prop::collection::vec((1i64..2000, 0i64..400, any::<bool>()), 1..6);
+    (segments, any::<bool>()).prop_map(|(segments, ends)| {
+        let mut events = Vec::new();
+        let mut expected: Vec<(i64, i64)> = Vec::new();
+        let mut at = T0;
+        for (index, &(length, gap, flap)) in segments.iter().enumerate() {
+            if index > 0 {
+                // A flap comes back within the grace; a break after more than it.
+                at += if flap {
+                    gap * GRACE / 400
+                } else {
+                    GRACE + 1 + gap * S
+                };
+            }
+            let start = at;
+            events.push(online(&format!("s{index}"), start));
+            at += length * S;
+            let last = index + 1 == segments.len();
+            if !last || ends {
+                events.push(offline(at));
+            }
+            match expected.last_mut() {
+                Some(previous) if index > 0 && flap => previous.1 = at,
+                _ => expected.push((start, at)),
+            }
+        }
+        if !ends && let Some(last) = expected.last_mut() {
+            last.1 = i64::MAX;
+        }
+        (events, expected)
+    })
+}
+
+fn check_twitch_any_order(events: &[Event], expected: &[(i64, i64)], shuffled: &[Event]) {
+    let horizon = events.iter().map(|e| e.at_ms).max().unwrap_or(T0) + GRACE;
+    let settled = |order: &[Event]| {
+        let mut h = Harness::run(twitch_key(), order);
+        h.tick(horizon);
+        h
+    };
+    let in_order = settled(events);
+    let mut got: Vec<(i64, i64)> = in_order
+        .history
+        .values()
+        .map(|r| (r.started_ms, r.ended_ms))
+        .collect();
+    if let Some(live) = in_order.room.view().stream {
+        got.push((live.started_ms, live.offline_ms.unwrap_or(i64::MAX)));
+    }
+    assert_eq!(got, expected, "in-order streams");
+    let any_order = settled(shuffled);
+    assert_eq!(streams(&any_order), streams(&in_order), "streams");
+    assert_eq!(any_order.spans(), in_order.spans(), "sessions");
+    assert_eq!(any_order.live(), in_order.live(), "live");
+    assert_eq!(any_order.room.summary(), in_order.room.summary(), "summary");
+    assert_eq!(
+        (any_order.started, any_order.finished_first),
+        (in_order.started, in_order.finished_first),
+        "sessions counted once"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn twitch_notices_in_any_order_and_duplicated_give_the_same_streams(
+        ((events, expected), shuffled) in twitch_script().prop_flat_map(|(events, expected)| {
+            let script = Script { events: events.clone(), expected: Vec::new(), expected_live: Vec::new() };
+            (Just((events, expected)), delivered(script).prop_map(|(_, shuffled)| shuffled))
+        })
+    ) {
+        check_twitch_any_order(&events, &expected, &shuffled);
     }
 }

@@ -72,7 +72,7 @@ impl Adapter for Agora {
         };
         if self.secret.is_empty() {
             return if self.allow_unsigned {
-                Ok(Verified { app })
+                Ok(Verified::app(app))
             } else {
                 Err(VerifyError::NotConfigured("agora"))
             };
@@ -95,7 +95,7 @@ impl Adapter for Agora {
                 "Agora-Signature-V2 or Agora-Signature",
             ));
         }
-        Ok(Verified { app })
+        Ok(Verified::app(app))
     }
 
     /// One NCS notification becomes exactly one event.
@@ -200,7 +200,11 @@ fn other_event(verified: &Verified, notice: Notice) -> Result<Event, NormaliseEr
     let name = if notice.product_id == PRODUCT_RTC {
         format!("agora_{}", notice.event_type)
     } else {
-        format!("product_{}_event_{}", notice.product_id, notice.event_type)
+        format!(
+            "{}_event_{}",
+            product_name(notice.product_id),
+            notice.event_type
+        )
     };
     let room = ["channelName", "cname"]
         .into_iter()
@@ -267,6 +271,17 @@ fn platform_name(platform: u64, client_type: Option<u64>) -> String {
         _ => return format!("platform_{platform}"),
     };
     known.to_owned()
+}
+
+/// The NCS `productId` as a word (`request-header-body.mdx`); unknown products keep their number.
+fn product_name(product_id: u64) -> String {
+    match product_id {
+        1 => "rtc".into(),
+        3 => "cloud_recording".into(),
+        4 => "media_pull".into(),
+        5 => "media_push".into(),
+        other => format!("product_{other}"),
+    }
 }
 
 /// The leave `reason` code as a word; unknown codes are kept as their number.
@@ -515,12 +530,13 @@ mod tests {
             headers,
             body,
             path_app: app,
+            query: None,
             received_ms: 1_611_566_413_000,
         })
     }
 
     fn normalise(body: &[u8]) -> Result<Vec<Event>, NormaliseError> {
-        agora(SECRET, false).normalise(&Verified { app: APP.into() }, body)
+        agora(SECRET, false).normalise(&Verified::app(APP), body)
     }
 
     fn single(body: &[u8]) -> Event {
@@ -564,7 +580,7 @@ mod tests {
             ("agora-signature", F103_V1),
         ]);
         let verified = verify(&agora(SECRET, false), &both, F103, Some(APP)).unwrap();
-        assert_eq!(verified, Verified { app: APP.into() });
+        assert_eq!(verified, Verified::app(APP));
     }
 
     #[test]
@@ -659,7 +675,7 @@ mod tests {
         ));
         assert_eq!(
             verify(&agora("", true), &none, F103, Some(APP)).unwrap(),
-            Verified { app: APP.into() }
+            Verified::app(APP)
         );
     }
 
@@ -935,9 +951,25 @@ mod tests {
                 id: "2000002816:5120:40".into(),
                 at_ms: 1_611_572_000_515,
                 kind: EventKind::Other {
-                    name: "product_3_event_40".into()
+                    name: "cloud_recording_event_40".into()
                 },
             }
+        );
+    }
+
+    #[test]
+    fn products_have_names_and_unknown_ones_keep_their_number() {
+        let names: Vec<String> = [1, 3, 4, 5, 2, 42].into_iter().map(product_name).collect();
+        assert_eq!(
+            names,
+            [
+                "rtc",
+                "cloud_recording",
+                "media_pull",
+                "media_push",
+                "product_2",
+                "product_42"
+            ]
         );
     }
 

@@ -4,73 +4,44 @@
 //!
 //! Verification follows `livekit/protocol` `webhook/verifier.go`: the unverified `iss` claim (the
 //! API key) selects the secret, the token must be HS256 and current, and its `sha256` claim must
-//! equal the hash of the raw body. Token times are checked against [`Delivery::received_ms`], not
-//! the system clock, so the adapter stays a pure function of the delivery.
+//! equal the hash of the raw body. It lives in `jwt.rs`, shared with plugNmeet, which reuses the
+//! scheme. Token times are checked against [`Delivery::received_ms`], not the system clock, so
+//! the adapter stays a pure function of the delivery.
 //!
 //! Bodies are protobuf JSON from Go's `protojson`: lowerCamelCase names, 64-bit integers as
 //! strings, enums as names, zero values omitted. The wire types below therefore default every
 //! field, read int64s and enums from strings or numbers, and ignore fields they do not name.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use roomledger_actors::model::{
     Event, EventKind, Participant, Provider, Role, RoomKey, SEQ_JOIN, SEQ_LEAVE,
 };
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
-use subtle::ConstantTimeEq;
 
-use super::signing::livekit_body_sha256;
-use super::{Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+use super::jwt::{self, strip_bearer};
+use super::{Adapter, Delivery, NormaliseError, Verified, VerifyError, header_text};
 
 const AUTHORIZATION: &str = "Authorization";
-
-/// Clock skew tolerated on `exp` and `nbf`, as LiveKit's Go and Python receivers allow.
-const LEEWAY_SECS: f64 = 60.0;
 
 /// 9999-12-31T23:59:59Z. Later "unix seconds" are corrupt data, and the bound keeps the
 /// conversion to milliseconds far from `i64` overflow.
 const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
 
-/// The app of every delivery accepted without a token (no keys configured, `allow_unsigned`).
-const UNSIGNED_APP: &str = "default";
-
-/// The `[providers.livekit]` config section.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LivekitConfig {
-    /// API key → API secret. Several pairs, because LiveKit Cloud lets each webhook (and each
-    /// egress "extra webhook") choose its signing key.
-    pub keys: BTreeMap<String, Secret>,
-    /// Accept deliveries without a token, but only while `keys` is empty.
-    pub allow_unsigned: bool,
-}
+/// The `[livekit]` config section.
+pub type LivekitConfig = jwt::KeysConfig;
 
 /// The LiveKit adapter. Cheap to build; holds only its configuration.
 pub struct Livekit {
-    keys: BTreeMap<String, Secret>,
-    allow_unsigned: bool,
+    keys: jwt::KeyRing,
 }
 
 impl Livekit {
     pub fn new(config: &LivekitConfig) -> Livekit {
-        // HMAC accepts an empty key, so a key configured with an empty secret would accept
-        // tokens anyone can sign. Such a key is treated as not configured at all.
-        let keys = config
-            .keys
-            .iter()
-            .filter(|(_, secret)| !secret.is_empty())
-            .map(|(key, secret)| (key.clone(), secret.clone()))
-            .collect();
         Livekit {
-            keys,
-            allow_unsigned: config.allow_unsigned,
+            keys: jwt::KeyRing::new("livekit", config),
         }
     }
 }
@@ -78,80 +49,15 @@ impl Livekit {
 impl Adapter for Livekit {
     const PROVIDER: Provider = Provider::Livekit;
 
-    /// Authenticates a delivery as LiveKit's Go `webhook.Receive` does. The app is the API key
-    /// the token was issued by.
+    /// Authenticates a delivery as LiveKit's Go `webhook.Receive` does (see `jwt.rs`). The app
+    /// is the API key the token was issued by.
     fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
-        if self.keys.is_empty() {
-            return if self.allow_unsigned {
-                Ok(Verified {
-                    app: UNSIGNED_APP.to_owned(),
-                })
-            } else {
-                Err(VerifyError::NotConfigured("livekit"))
-            };
-        }
-        let token = match header_text(delivery.headers, AUTHORIZATION)? {
-            Some(value) => strip_bearer(value),
-            None => return Err(VerifyError::MissingHeader(AUTHORIZATION)),
-        };
-        if token.is_empty() {
-            return Err(VerifyError::MissingHeader(AUTHORIZATION));
-        }
-
-        // Refuse every other algorithm before anything in the token is believed or looked up,
-        // so `none` and asymmetric-key confusion never reach a verifier.
-        let algorithm = token_algorithm(token)?;
-        if algorithm != "HS256" {
-            return Err(VerifyError::BadToken(format!(
-                "algorithm {:?} is not accepted, LiveKit signs webhooks with HS256",
-                excerpt(&algorithm)
-            )));
-        }
-        let unverified: UnverifiedClaims =
-            jsonwebtoken::dangerous::insecure_decode_claims(token)
-                .map_err(|e| VerifyError::BadToken(format!("unreadable claims: {e}")))?;
-        let api_key = match unverified.iss {
-            Some(iss) if !iss.is_empty() => iss,
-            _ => {
-                return Err(VerifyError::BadToken(
-                    "no iss claim naming the API key".into(),
-                ));
+        self.keys.verify(delivery, || {
+            match header_text(delivery.headers, AUTHORIZATION)?.map(strip_bearer) {
+                Some(token) if !token.is_empty() => Ok(token),
+                _ => Err(VerifyError::MissingHeader(AUTHORIZATION)),
             }
-        };
-        let Some(secret) = self.keys.get(&api_key) else {
-            return Err(VerifyError::UnknownKey(excerpt(&api_key)));
-        };
-
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&api_key]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        // Checked below against the delivery's arrival time instead of the system clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        let claims = jsonwebtoken::decode::<TokenClaims>(
-            token,
-            &DecodingKey::from_secret(secret.expose().as_bytes()),
-            &validation,
-        )
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => VerifyError::Mismatch,
-            ErrorKind::MissingRequiredClaim(claim) => {
-                VerifyError::BadToken(format!("no {claim} claim"))
-            }
-            _ => VerifyError::BadToken(e.to_string()),
-        })?
-        .claims;
-
-        check_times(&claims, delivery.received_ms)?;
-
-        let Some(claimed) = claims.sha256 else {
-            return Err(VerifyError::BadToken("no sha256 claim".into()));
-        };
-        let actual = livekit_body_sha256(delivery.body);
-        if !bool::from(claimed.as_bytes().ct_eq(actual.as_bytes())) {
-            return Err(VerifyError::Mismatch);
-        }
-        Ok(Verified { app: api_key })
+        })
     }
 
     /// One `WebhookEvent` becomes exactly one event.
@@ -242,71 +148,8 @@ impl Adapter for Livekit {
     }
 }
 
-/// LiveKit sends the bare token; some proxies and hand-written senders add the scheme.
-fn strip_bearer(value: &str) -> &str {
-    match value.get(..6) {
-        Some(scheme)
-            if scheme.eq_ignore_ascii_case("bearer")
-                && value[6..].chars().next().is_none_or(char::is_whitespace) =>
-        {
-            value[6..].trim_start()
-        }
-        _ => value,
-    }
-}
-
-/// The `alg` of a compact JWS, read without trusting anything else in it.
-fn token_algorithm(token: &str) -> Result<String, VerifyError> {
-    #[derive(Deserialize)]
-    struct JoseHeader {
-        alg: String,
-    }
-
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(VerifyError::BadToken(
-            "not a JWT: expected three dot-separated parts".into(),
-        ));
-    };
-    let json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|e| VerifyError::BadToken(format!("header is not base64url: {e}")))?;
-    let header: JoseHeader = serde_json::from_slice(&json)
-        .map_err(|e| VerifyError::BadToken(format!("unreadable header: {e}")))?;
-    Ok(header.alg)
-}
-
-fn check_times(claims: &TokenClaims, received_ms: i64) -> Result<(), VerifyError> {
-    let now = received_ms.div_euclid(1000) as f64;
-    let Some(exp) = claims.exp else {
-        return Err(VerifyError::BadToken("no exp claim".into()));
-    };
-    if exp + LEEWAY_SECS < now {
-        return Err(VerifyError::Stale(format!(
-            "token expired at {exp} (unix seconds), {} s before the delivery arrived; {LEEWAY_SECS} s of clock skew are allowed",
-            now - exp
-        )));
-    }
-    if let Some(nbf) = claims.nbf
-        && nbf - LEEWAY_SECS > now
-    {
-        return Err(VerifyError::Stale(format!(
-            "token is not valid before {nbf} (unix seconds), {} s after the delivery arrived; {LEEWAY_SECS} s of clock skew are allowed",
-            nbf - now
-        )));
-    }
-    Ok(())
-}
-
-/// At most 64 characters of a caller-supplied string, for error messages and logs.
-fn excerpt(text: &str) -> String {
-    text.chars().take(64).collect()
-}
-
 /// A protobuf int64 (seconds) as unix milliseconds; 0 is proto3's "not set".
-fn seconds_to_ms(field: &str, seconds: Int64) -> Result<Option<i64>, NormaliseError> {
+pub(super) fn seconds_to_ms(field: &str, seconds: Int64) -> Result<Option<i64>, NormaliseError> {
     match seconds.0 {
         0 => Ok(None),
         s if (1..=MAX_UNIX_SECONDS).contains(&s) => Ok(Some(s * 1000)),
@@ -316,7 +159,7 @@ fn seconds_to_ms(field: &str, seconds: Int64) -> Result<Option<i64>, NormaliseEr
     }
 }
 
-fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
+pub(super) fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
     match ms.0 {
         0 => Ok(None),
         m if (1..=MAX_UNIX_SECONDS * 1000 + 999).contains(&m) => Ok(Some(m)),
@@ -324,25 +167,6 @@ fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
             "`{field}` {m} is not a unix time in milliseconds"
         ))),
     }
-}
-
-// --- token wire types ---
-
-#[derive(Deserialize)]
-struct UnverifiedClaims {
-    #[serde(default)]
-    iss: Option<String>,
-}
-
-/// What is read from a verified token. JWT NumericDates may be fractional, hence `f64`.
-#[derive(Deserialize)]
-struct TokenClaims {
-    #[serde(default)]
-    exp: Option<f64>,
-    #[serde(default)]
-    nbf: Option<f64>,
-    #[serde(default)]
-    sha256: Option<String>,
 }
 
 // --- body wire types: only the fields roomledger reads ---
@@ -410,12 +234,14 @@ struct Job {
 
 /// A message from a JSON object. Derived `Deserialize` impls also accept an array and fill the
 /// fields by position, which protobuf JSON never means; going through `Map` refuses that.
-fn message<T: DeserializeOwned, E: de::Error>(object: Map<String, Value>) -> Result<T, E> {
+pub(super) fn message<T: DeserializeOwned, E: de::Error>(
+    object: Map<String, Value>,
+) -> Result<T, E> {
     T::deserialize(Value::Object(object)).map_err(E::custom)
 }
 
 /// [`message`] for an optional field; `null` is proto3's "not set".
-fn optional_message<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+pub(super) fn optional_message<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: DeserializeOwned,
@@ -519,22 +345,28 @@ impl ParticipantInfo {
 
     /// `disconnectReason` in lowercase, `None` when unset (absent or its zero value).
     fn disconnect_reason(&self) -> Option<String> {
-        let reason = match self.disconnect_reason.as_ref()? {
-            ProtoEnum::Name(name) => name.to_ascii_lowercase(),
-            ProtoEnum::Number(n) => match usize::try_from(*n)
-                .ok()
-                .and_then(|i| DISCONNECT_REASONS.get(i))
-            {
-                Some(name) => name.to_ascii_lowercase(),
-                None => format!("disconnect_reason_{n}"),
-            },
-        };
-        (reason != "unknown_reason").then_some(reason)
+        disconnect_reason_name(self.disconnect_reason.as_ref()?)
     }
 }
 
+/// A `livekit.DisconnectReason` in lowercase, `None` for its zero value; unknown numbers are
+/// kept as `disconnect_reason_<n>`.
+pub(super) fn disconnect_reason_name(reason: &ProtoEnum) -> Option<String> {
+    let reason = match reason {
+        ProtoEnum::Name(name) => name.to_ascii_lowercase(),
+        ProtoEnum::Number(n) => match usize::try_from(*n)
+            .ok()
+            .and_then(|i| DISCONNECT_REASONS.get(i))
+        {
+            Some(name) => name.to_ascii_lowercase(),
+            None => format!("disconnect_reason_{n}"),
+        },
+    };
+    (reason != "unknown_reason").then_some(reason)
+}
+
 /// `ParticipantInfo.Kind` in lowercase; absent is its zero value, STANDARD.
-fn kind_name(kind: Option<&ProtoEnum>) -> String {
+pub(super) fn kind_name(kind: Option<&ProtoEnum>) -> String {
     const KINDS: [&str; 7] = [
         "standard",
         "ingress",
@@ -578,7 +410,7 @@ const DISCONNECT_REASONS: [&str; 17] = [
 /// A protobuf int64: protojson writes a decimal string, other encoders a number; `null` is the
 /// zero value. Protobuf JSON parsers accept all three, so this does too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Int64(i64);
+pub(super) struct Int64(pub(super) i64);
 
 impl<'de> Deserialize<'de> for Int64 {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Int64, D::Error> {
@@ -619,7 +451,7 @@ impl<'de> Deserialize<'de> for Int64 {
 
 /// A protobuf enum: protojson writes the value's name, other encoders its number.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum ProtoEnum {
+pub(super) enum ProtoEnum {
     Name(String),
     Number(i64),
 }
@@ -657,10 +489,12 @@ impl<'de> Deserialize<'de> for ProtoEnum {
 #[cfg(test)]
 mod tests {
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-    use jsonwebtoken::{EncodingKey, Header};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
     use super::*;
-    use crate::providers::signing::livekit_token;
+    use crate::providers::signing::{livekit_body_sha256, livekit_token};
 
     const KEY: &str = "abcdefg";
     const SECRET: &str = "abababa";
@@ -701,7 +535,7 @@ mod tests {
         Livekit::new(&LivekitConfig {
             keys: keys
                 .iter()
-                .map(|(key, secret)| ((*key).to_owned(), Secret::new(*secret)))
+                .map(|(key, secret)| ((*key).to_owned(), crate::providers::Secret::new(*secret)))
                 .collect(),
             allow_unsigned,
         })
@@ -730,6 +564,7 @@ mod tests {
             headers,
             body,
             path_app: None,
+            query: None,
             received_ms: received_s * 1000 + 250,
         })
     }
@@ -759,7 +594,7 @@ mod tests {
                 received,
             )
             .unwrap();
-            assert_eq!(verified, Verified { app: KEY.into() });
+            assert_eq!(verified, Verified::app(KEY));
         }
     }
 
@@ -991,9 +826,7 @@ mod tests {
         ));
         assert_eq!(
             verify_at(&livekit(&[], true), &none, JOINED, 0).unwrap(),
-            Verified {
-                app: "default".into()
-            }
+            Verified::app("default")
         );
         // Once keys are configured, allow_unsigned no longer applies.
         assert!(matches!(
@@ -1008,7 +841,7 @@ mod tests {
     const DEMO_SID: &str = "RM_hycBMAjmt6Ub";
 
     fn normalise(body: &[u8]) -> Result<Vec<Event>, NormaliseError> {
-        configured().normalise(&Verified { app: APP.into() }, body)
+        configured().normalise(&Verified::app(APP), body)
     }
 
     fn single(body: &[u8]) -> Event {

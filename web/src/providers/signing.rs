@@ -1,5 +1,6 @@
 //! Webhook signatures computed the way the providers compute them. The adapters verify with the
-//! same primitives ([`agora_mac_v2`], [`agora_mac_v1`], [`livekit_body_sha256`]), and tests,
+//! same primitives ([`agora_mac_v2`], [`agora_mac_v1`], [`livekit_body_sha256`], [`twitch_mac`]),
+//! and tests,
 //! examples and the load generator sign bodies with the public functions, so "what we accept" and
 //! "what we can produce" cannot drift apart. Nothing here reads a clock: times are arguments.
 
@@ -59,7 +60,8 @@ struct LivekitClaims<'a> {
     sha256: String,
 }
 
-/// A LiveKit webhook `Authorization` token for `body`: HS256 JWT keyed with `api_secret`, with
+/// A LiveKit webhook `Authorization` token for `body` (plugNmeet signs its webhooks with the
+/// same token, keyed with its own API key and secret): HS256 JWT keyed with `api_secret`, with
 /// `iss` = `api_key`, `iat` = `nbf` = `issued_at`, `exp` = `issued_at + valid_for_secs` (LiveKit
 /// uses 5 minutes) and `sha256` = [`livekit_body_sha256`]. The JOSE header is
 /// `{"typ":"JWT","alg":"HS256"}`; go-jose writes the same two members in the other order, which
@@ -86,6 +88,26 @@ pub fn livekit_token(
         &EncodingKey::from_secret(api_secret.as_bytes()),
     )
     .expect("HS256 over plain claims cannot fail")
+}
+
+/// `Twitch-Eventsub-Message-Signature`: `sha256=` and the lowercase hex HMAC-SHA256 of
+/// message id ‖ timestamp header ‖ raw body, keyed with the subscription's secret. The
+/// timestamp is the header's text exactly as sent.
+pub fn twitch_signature(secret: &str, message_id: &str, timestamp: &str, body: &[u8]) -> String {
+    let mac = twitch_mac(secret.as_bytes(), message_id, timestamp)
+        .chain_update(body)
+        .finalize()
+        .into_bytes();
+    format!("sha256={}", hex::encode(mac))
+}
+
+/// The Twitch HMAC with id and timestamp already fed in; the body follows.
+pub(crate) fn twitch_mac(secret: &[u8], message_id: &str, timestamp: &str) -> Hmac<Sha256> {
+    // HMAC hashes over-long keys and pads short ones, so no key length is invalid.
+    <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .expect("HMAC accepts keys of any length")
+        .chain_update(message_id.as_bytes())
+        .chain_update(timestamp.as_bytes())
 }
 
 #[cfg(test)]

@@ -7,5 +7,6 @@ mod api;
 mod browser;
 mod metrics;
 mod prometheus;
+mod providers;
 mod stream;
 mod webhooks;
