@@ -8,7 +8,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::live::LiveRooms;
+use crate::live::{LiveRooms, RoomFilter};
 use crate::model::{Anomaly, Provider};
 
 /// Room-size buckets of `roomledger_rooms_by_participants` (upper bounds, inclusive).
@@ -34,6 +34,7 @@ pub struct Metrics {
     participants: IntGaugeVec,
     rooms: IntGaugeVec,
     rooms_by_participants: IntGaugeVec,
+    largest_room: IntGauge,
     pub participant_seconds: prometheus::CounterVec,
     pub room_seconds: prometheus::CounterVec,
     pub sessions_started: IntCounterVec,
@@ -50,7 +51,21 @@ pub struct Metrics {
     pub recovery_duration: Gauge,
     pub last_event_timestamp: IntGaugeVec,
     pub snapshots: IntCounterVec,
+    pub webhook_log_dropped: IntCounter,
+    pub subscription_revocations: IntCounterVec,
 }
+
+/// Twitch revocation reasons, the `status` label of `roomledger_subscription_revocations_total`
+/// (anything else counts as `other`).
+pub const REVOCATION_STATUSES: [&str; 7] = [
+    "authorization_revoked",
+    "user_removed",
+    "notification_failures_exceeded",
+    "version_removed",
+    "moderator_removed",
+    "chat_user_banned",
+    "other",
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +107,11 @@ impl Metrics {
                 ),
                 &["provider", "le"],
             )
+            .expect("invariant: static metric definition"),
+            largest_room: IntGauge::with_opts(opts(
+                "roomledger_largest_room_participants",
+                "Participants in the largest live room, any provider (0 when no room is live).",
+            ))
             .expect("invariant: static metric definition"),
             participant_seconds: prometheus::CounterVec::new(
                 opts(
@@ -209,6 +229,19 @@ impl Metrics {
                 &["result"],
             )
             .expect("invariant: static metric definition"),
+            webhook_log_dropped: IntCounter::with_opts(opts(
+                "roomledger_webhook_log_dropped_total",
+                "Webhook log entries dropped because the log writer fell behind or could not write.",
+            ))
+            .expect("invariant: static metric definition"),
+            subscription_revocations: IntCounterVec::new(
+                opts(
+                    "roomledger_subscription_revocations_total",
+                    "Event subscriptions the provider revoked (Twitch EventSub), by status.",
+                ),
+                &["provider", "status"],
+            )
+            .expect("invariant: static metric definition"),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -223,6 +256,13 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         metrics.register(Box::new(build_info));
+        // Memory, CPU and start time of this process, under the names every Prometheus user
+        // knows (`process_resident_memory_bytes`, ...): the "Storage" dashboard row and the
+        // recovery alert need them, and procfs exists only on Linux.
+        #[cfg(target_os = "linux")]
+        metrics.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         metrics.register_all();
         metrics.initialise_series();
         metrics
@@ -238,6 +278,7 @@ impl Metrics {
         self.register(Box::new(self.participants.clone()));
         self.register(Box::new(self.rooms.clone()));
         self.register(Box::new(self.rooms_by_participants.clone()));
+        self.register(Box::new(self.largest_room.clone()));
         self.register(Box::new(self.participant_seconds.clone()));
         self.register(Box::new(self.room_seconds.clone()));
         self.register(Box::new(self.sessions_started.clone()));
@@ -254,6 +295,8 @@ impl Metrics {
         self.register(Box::new(self.recovery_duration.clone()));
         self.register(Box::new(self.last_event_timestamp.clone()));
         self.register(Box::new(self.snapshots.clone()));
+        self.register(Box::new(self.webhook_log_dropped.clone()));
+        self.register(Box::new(self.subscription_revocations.clone()));
     }
 
     /// Every labelled series exists from the start (at zero), so dashboards and `rate()` see a
@@ -290,6 +333,10 @@ impl Metrics {
         for result in ["ok", "failed"] {
             self.snapshots.with_label_values(&[result]);
         }
+        for status in REVOCATION_STATUSES {
+            self.subscription_revocations
+                .with_label_values(&[Provider::Twitch.as_str(), status]);
+        }
     }
 
     /// The Prometheus text exposition, with live-state gauges recomputed from `live`.
@@ -313,6 +360,11 @@ impl Metrics {
                 .with_label_values(&[p, "+Inf"])
                 .set(t.rooms as i64);
         }
+        // The index is ordered by size, so the largest room is its first entry: O(1), unlike
+        // a per-provider maximum, which would scan past every other provider's rooms.
+        let (largest, _) = live.page(&RoomFilter::default(), 1, None);
+        self.largest_room
+            .set(largest.first().map_or(0, |room| room.participants as i64));
         let mut out = Vec::with_capacity(16 * 1024);
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -10,6 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use roomledger_actors::live::{RoomCursor, RoomFilter};
 use roomledger_actors::model::{ParticipantSession, Provider, RoomKey, RoomSession};
+use roomledger_actors::room::RoomView;
 use roomledger_actors::store::{Page, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -36,7 +37,7 @@ pub fn timestamp(ms: i64) -> String {
 }
 
 /// Parses a query time: RFC 3339, or whole unix seconds.
-fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         return value
             .parse::<i64>()
@@ -53,11 +54,11 @@ fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
         })
 }
 
-fn seconds(ms: i64) -> f64 {
+pub(crate) fn seconds(ms: i64) -> f64 {
     ms as f64 / 1000.0
 }
 
-fn limit(value: Option<usize>) -> Result<usize, ApiError> {
+pub(crate) fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     match value {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
@@ -67,7 +68,7 @@ fn limit(value: Option<usize>) -> Result<usize, ApiError> {
     }
 }
 
-fn provider(name: &str) -> Result<Provider, ApiError> {
+pub(crate) fn provider(name: &str) -> Result<Provider, ApiError> {
     Provider::parse(name).ok_or_else(|| {
         let known: Vec<&str> = Provider::ALL.iter().map(|p| p.as_str()).collect();
         ApiError::NotFound(format!(
@@ -77,7 +78,7 @@ fn provider(name: &str) -> Result<Provider, ApiError> {
     })
 }
 
-fn name<'a>(what: &str, value: &'a str) -> Result<&'a str, ApiError> {
+pub(crate) fn name<'a>(what: &str, value: &'a str) -> Result<&'a str, ApiError> {
     if value.is_empty() {
         return Err(ApiError::BadRequest(format!("the {what} is empty")));
     }
@@ -97,18 +98,18 @@ fn room_key(path: &(String, String, String)) -> Result<RoomKey, ApiError> {
     ))
 }
 
-fn encode_cursor(bytes: &[u8]) -> String {
+pub(crate) fn encode_cursor(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_cursor(cursor: &str) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<Vec<u8>, ApiError> {
     URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| ApiError::Store(StoreError::InvalidCursor))
 }
 
 /// Runs a blocking store read off the async executor.
-async fn read_store<T: Send + 'static>(
+pub(crate) async fn read_store<T: Send + 'static>(
     state: &AppState,
     read: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -220,7 +221,7 @@ pub async fn room(
                 })
             })
             .collect();
-        return Ok(HttpResponse::Ok().json(json!({
+        let mut room = json!({
             "provider": key.provider,
             "app": key.app,
             "room": key.room,
@@ -228,11 +229,13 @@ pub async fn room(
             "instance": view.instance,
             "started_at": view.started_ms.map(timestamp),
             "participants": participants,
-        })));
+        });
+        add_provider_parts(&state, &key, Some(&view), now, &mut room).await?;
+        return Ok(HttpResponse::Ok().json(room));
     }
     let seen_key = key.clone();
     if read_store(&state, move |store| store.room_seen(&seen_key)).await? {
-        return Ok(HttpResponse::Ok().json(json!({
+        let mut room = json!({
             "provider": key.provider,
             "app": key.app,
             "room": key.room,
@@ -240,11 +243,82 @@ pub async fn room(
             "instance": null,
             "started_at": null,
             "participants": [],
-        })));
+        });
+        add_provider_parts(&state, &key, None, now, &mut room).await?;
+        return Ok(HttpResponse::Ok().json(room));
     }
     Err(ApiError::NotFound(format!(
         "room {key} has never been seen"
     )))
+}
+
+/// What only some providers' rooms have: the outputs (recording, RTMP) a plugNmeet meeting is
+/// running, a Twitch broadcaster's stream (live, or offline within its grace period) and the
+/// state of their EventSub subscription if Twitch revoked it.
+async fn add_provider_parts(
+    state: &AppState,
+    key: &RoomKey,
+    view: Option<&RoomView>,
+    now: i64,
+    room: &mut serde_json::Value,
+) -> Result<(), ApiError> {
+    match key.provider {
+        Provider::Plugnmeet => {
+            let outputs: Vec<&str> = view
+                .map(|v| v.outputs.iter().map(|o| o.as_str()).collect())
+                .unwrap_or_default();
+            room["outputs"] = json!(outputs);
+        }
+        Provider::Twitch => {
+            let stream = view.and_then(|v| v.stream.as_ref());
+            room["stream"] = match stream {
+                Some(stream) => json!({
+                    "id": stream.id,
+                    "status": if stream.offline_ms.is_some() { "offline" } else { "live" },
+                    "started_at": timestamp(stream.started_ms),
+                    "offline_at": stream.offline_ms.map(timestamp),
+                    "seconds": seconds((stream.offline_ms.unwrap_or(now) - stream.started_ms).max(0)),
+                    "broadcaster": {
+                        "id": stream.broadcaster.id,
+                        "login": stream.broadcaster.identity,
+                        "name": stream.broadcaster.name,
+                    },
+                }),
+                None => serde_json::Value::Null,
+            };
+            // Twitch names the broadcaster by id in a revocation; the room knows the id from its
+            // stream, or from the broadcaster's latest finished session.
+            let broadcaster = stream.map(|s| s.broadcaster.id.clone());
+            let key = key.clone();
+            let subscription = read_store(state, move |store| {
+                let id = match broadcaster {
+                    Some(id) => Some(id),
+                    None => store
+                        .room_sessions(&key, None, None, 1, None)?
+                        .items
+                        .into_iter()
+                        .next()
+                        .map(|session| session.participant_id),
+                };
+                match id {
+                    Some(id) => store.subscription(key.provider, &key.app, &id),
+                    None => Ok(None),
+                }
+            })
+            .await?;
+            room["subscription"] = match subscription {
+                Some(s) => json!({
+                    "status": s.status,
+                    "type": s.subscription_type,
+                    "id": s.subscription_id,
+                    "at": timestamp(s.at_ms),
+                }),
+                None => serde_json::Value::Null,
+            };
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 // ----- finished sessions ----------------------------------------------------------------
@@ -315,12 +389,16 @@ pub async fn room_sessions(
     let limit = limit(query.limit)?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let live = state.engine.live.get(&key).is_some();
+    let loaded_key = key.clone();
     let (seen, page) = read_store(&state, move |store| {
         let page = store.room_sessions(&key, from, to, limit, cursor.as_deref())?;
         let seen = live || !page.items.is_empty() || store.room_seen(&key)?;
         Ok((seen, page))
     })
     .await?;
+    // A loaded room that is neither live nor in the store yet (a Twitch stream offline within
+    // its grace period) has been seen all the same.
+    let seen = seen || state.engine.room(loaded_key).await.is_some();
     if !seen {
         return Err(ApiError::NotFound(format!(
             "room {}/{}/{} has never been seen",
@@ -354,7 +432,7 @@ pub async fn participant_sessions(
 }
 
 fn history_json(instance: &RoomSession) -> serde_json::Value {
-    json!({
+    let mut value = json!({
         "instance": instance.instance,
         "started_at": timestamp(instance.started_ms),
         "ended_at": timestamp(instance.ended_ms),
@@ -363,7 +441,16 @@ fn history_json(instance: &RoomSession) -> serde_json::Value {
         "participant_seconds": seconds(instance.participant_ms),
         "sessions": instance.sessions,
         "reason": instance.reason,
-    })
+    });
+    // Output time exists where a provider reports outputs (plugNmeet).
+    if instance.room.provider == Provider::Plugnmeet
+        || instance.recording_ms > 0
+        || instance.rtmp_ms > 0
+    {
+        value["recording_seconds"] = json!(seconds(instance.recording_ms));
+        value["rtmp_seconds"] = json!(seconds(instance.rtmp_ms));
+    }
+    value
 }
 
 pub async fn room_history(
@@ -375,12 +462,16 @@ pub async fn room_history(
     let limit = limit(query.limit)?;
     let cursor = query.cursor.as_deref().map(decode_cursor).transpose()?;
     let live = state.engine.live.get(&key).is_some();
+    let loaded_key = key.clone();
     let (seen, page) = read_store(&state, move |store| {
         let page = store.room_history(&key, limit, cursor.as_deref())?;
         let seen = live || !page.items.is_empty() || store.room_seen(&key)?;
         Ok((seen, page))
     })
     .await?;
+    // A loaded room that is neither live nor in the store yet (a Twitch stream offline within
+    // its grace period) has been seen all the same.
+    let seen = seen || state.engine.room(loaded_key).await.is_some();
     if !seen {
         return Err(ApiError::NotFound(format!(
             "room {}/{}/{} has never been seen",
