@@ -4,7 +4,7 @@
 //! lock and copy at most a page. It also feeds the concurrency gauges and the live page's stream.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
@@ -68,17 +68,33 @@ pub struct LiveChange {
     pub started_ms: Option<i64>,
 }
 
+/// How many recent changes a reconnecting stream can resume from: twice the broadcast
+/// channel, so a subscriber that lagged the channel can usually still catch up from here.
+pub const RECENT_CHANGES: usize = 8192;
+
+/// A stream asked to resume from a sequence that is no longer (or not yet) among the recent
+/// changes; it must start over from `current`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResumeGap {
+    pub current: u64,
+}
+
 #[derive(Default)]
 struct Inner {
     rooms: HashMap<RoomKey, (u32, Option<i64>)>,
     order: BTreeSet<(Reverse<u32>, RoomKey)>,
     totals: HashMap<Provider, Totals>,
     sequence: u64,
+    /// The last changes in sequence order, contiguous. Kept under the same lock as `sequence`,
+    /// so readers see them in order even when two publishers race on the broadcast channel.
+    recent: VecDeque<LiveChange>,
 }
 
 pub struct LiveRooms {
     inner: RwLock<Inner>,
     changes: broadcast::Sender<LiveChange>,
+    recent_capacity: usize,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for LiveRooms {
@@ -102,10 +118,17 @@ fn bucket(participants: u32) -> usize {
 
 impl LiveRooms {
     pub fn new() -> LiveRooms {
+        LiveRooms::with_recent_changes(RECENT_CHANGES)
+    }
+
+    /// An index that keeps the last `capacity` changes for resuming streams.
+    pub fn with_recent_changes(capacity: usize) -> LiveRooms {
         let (changes, _) = broadcast::channel(4096);
         LiveRooms {
             inner: RwLock::new(Inner::default()),
             changes,
+            recent_capacity: capacity,
+            epoch: crate::now_ms().max(0) as u64,
         }
     }
 
@@ -150,6 +173,12 @@ impl LiveRooms {
             participants: entry.map(|(count, _)| count),
             started_ms: entry.and_then(|(_, started)| started),
         };
+        if self.recent_capacity > 0 {
+            if inner.recent.len() == self.recent_capacity {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back(change.clone());
+        }
         drop(inner);
         // Nobody listening is fine: the stream is best effort, the index is the truth.
         let _ = self.changes.send(change);
@@ -222,6 +251,36 @@ impl LiveRooms {
     pub fn subscribe(&self) -> (u64, broadcast::Receiver<LiveChange>) {
         let inner = self.inner.read();
         (inner.sequence, self.changes.subscribe())
+    }
+
+    /// Changes after sequence `after`, oldest first, at most `limit` of them. Fails when `after`
+    /// is older than the recent changes kept, or newer than any change (a client of an earlier
+    /// process): the caller has to start over from the current state.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<LiveChange>, ResumeGap> {
+        let inner = self.inner.read();
+        let current = inner.sequence;
+        if after == current {
+            return Ok(Vec::new());
+        }
+        let gap = ResumeGap { current };
+        let oldest = inner.recent.front().map(|c| c.sequence).ok_or(gap)?;
+        if after > current || after + 1 < oldest {
+            return Err(gap);
+        }
+        let skip = (after + 1 - oldest) as usize;
+        Ok(inner
+            .recent
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    /// Identifies this index among restarts: sequences start again at zero in a new process,
+    /// so a client that sees another epoch knows its last sequence means nothing here.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     pub fn len(&self) -> usize {
@@ -315,5 +374,39 @@ mod tests {
         assert_eq!((first.sequence, first.participants), (start + 1, Some(1)));
         assert_eq!((second.sequence, second.participants), (start + 2, None));
         assert!(changes.try_recv().is_err());
+    }
+
+    #[test]
+    fn resumes_from_recent_changes_and_refuses_outside_them() {
+        let index = LiveRooms::with_recent_changes(3);
+        assert_eq!(index.changes_since(0, 10), Ok(Vec::new()));
+        for n in 1..=5 {
+            index.publish(&key("a"), live(n));
+        }
+        // Sequences 3, 4 and 5 are kept.
+        let counts = |after, limit| -> Vec<Option<u32>> {
+            let changes = index.changes_since(after, limit).unwrap();
+            changes.iter().map(|c| c.participants).collect()
+        };
+        assert_eq!(counts(2, 10), [Some(3), Some(4), Some(5)]);
+        assert_eq!(counts(3, 1), [Some(4)]);
+        assert_eq!(counts(5, 10), []);
+        assert_eq!(index.changes_since(1, 10), Err(ResumeGap { current: 5 }));
+        assert_eq!(index.changes_since(6, 10), Err(ResumeGap { current: 5 }));
+        let sequences: Vec<u64> = index
+            .changes_since(2, 10)
+            .unwrap()
+            .iter()
+            .map(|c| c.sequence)
+            .collect();
+        assert_eq!(sequences, [3, 4, 5]);
+    }
+
+    #[test]
+    fn without_recent_changes_only_the_current_sequence_resumes() {
+        let index = LiveRooms::with_recent_changes(0);
+        index.publish(&key("a"), live(1));
+        assert_eq!(index.changes_since(1, 10), Ok(Vec::new()));
+        assert_eq!(index.changes_since(0, 10), Err(ResumeGap { current: 1 }));
     }
 }

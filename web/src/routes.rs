@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::{api, page, stream, usage, webhooks};
+use crate::{api, events, files, page, stream, usage, webhooks};
 
 /// Registers every route of design §4, with JSON errors for malformed paths and queries and
 /// for unknown routes and methods.
@@ -22,6 +22,10 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(webhook("/{app_id}/webhooks", webhooks::agora))
             .service(webhook("/webhooks/livekit", webhooks::livekit))
             .service(webhook("/v1/webhooks/livekit", webhooks::livekit))
+            .service(webhook("/webhooks/plugnmeet", webhooks::plugnmeet))
+            .service(webhook("/webhooks/twitch", webhooks::twitch))
+            .service(webhook("/webhooks/twitch/{app}", webhooks::twitch_app))
+            .service(webhook("/webhooks/acrcloud", webhooks::acrcloud))
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(api::require_token))
@@ -40,12 +44,19 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                         web::get().to(api::participant_sessions),
                     )
                     .route("/usage", web::get().to(usage::usage))
+                    .route("/events", web::get().to(events::events))
+                    .route("/files/{provider}/{file_id}", web::get().to(files::file))
                     .route("/stream", web::get().to(stream::stream))
                     .default_service(web::to(not_found)),
             )
             .service(
                 web::resource("/")
                     .route(web::get().to(page::index))
+                    .default_service(web::to(method_not_allowed)),
+            )
+            .service(
+                web::resource("/assets/{file}")
+                    .route(web::get().to(page::asset))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
