@@ -20,7 +20,7 @@ use roomledger_web::providers::agora::AgoraConfig;
 use roomledger_web::providers::livekit::LivekitConfig;
 use roomledger_web::providers::plugnmeet::PlugnmeetConfig;
 use roomledger_web::providers::twitch::TwitchConfig;
-use roomledger_web::state::{ProviderSettings, WebSettings};
+use roomledger_web::state::WebSettings;
 use serde::Deserialize;
 
 /// The shipped, documented configuration; also the defaults.
@@ -209,20 +209,15 @@ impl Config {
         }
     }
 
-    pub fn provider_settings(&self) -> ProviderSettings {
-        ProviderSettings {
-            plugnmeet: self.plugnmeet.clone(),
-            twitch: self.twitch.clone(),
-            acrcloud: self.acrcloud.clone(),
-        }
-    }
-
     pub fn web_settings(&self) -> WebSettings {
         WebSettings {
             max_body_bytes: self.server.max_body_bytes,
             api_token: self.server.api_token.clone(),
             agora: self.agora.clone(),
             livekit: self.livekit.clone(),
+            plugnmeet: self.plugnmeet.clone(),
+            twitch: self.twitch.clone(),
+            acrcloud: self.acrcloud.clone(),
         }
     }
 
@@ -368,7 +363,7 @@ mod tests {
              [webhook_log]\nmax_entries = 10\nmax_age_hours = 1\n",
         )
         .unwrap();
-        let providers = config.provider_settings();
+        let providers = config.web_settings();
         assert_eq!(providers.plugnmeet.keys["plugnmeet"].expose(), "pnm-secret");
         assert_eq!(providers.twitch.secret.expose(), "tw-secret");
         assert_eq!(providers.acrcloud.token.expose(), "acr-token");

@@ -91,24 +91,22 @@ fn init_tracing(log: &LogConfig) {
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(Engine::start(&config.engine_settings())?);
-    let state = web::Data::new(AppState::with_providers(
-        engine.clone(),
-        &config.web_settings(),
-        &config.provider_settings(),
-    ));
+    let state = web::Data::new(AppState::new(engine.clone(), &config.web_settings()));
+    let app_state = state.clone();
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let server = HttpServer::new(move || App::new().configure(routes::configure(state.clone())))
-        .workers(workers)
-        .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
-        .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-        .max_connections(config.server.max_connections)
-        .shutdown_timeout(10)
-        // Signals are ours: the server stops accepting, then the engine drains and snapshots.
-        .disable_signals()
-        .bind(config.server.bind)?;
+    let server =
+        HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
+            .workers(workers)
+            .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
+            .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+            .max_connections(config.server.max_connections)
+            .shutdown_timeout(10)
+            // Signals are ours: the server stops accepting, then the engine drains and snapshots.
+            .disable_signals()
+            .bind(config.server.bind)?;
     for address in server.addrs() {
         tracing::info!("listening on http://{address}");
     }
@@ -120,6 +118,7 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             signal,
             "stopping: no new connections, finishing requests in flight"
         );
+        state.stop_streams();
         handle.stop(true).await;
     });
     server.await?;

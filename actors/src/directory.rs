@@ -12,8 +12,8 @@ use actix::prelude::*;
 use futures_util::future::join_all;
 
 use crate::messages::{
-    Accepted, Apply, BeginSnapshot, Dispatch, FinishSnapshot, GetRoom, Retire, SnapshotPart,
-    SnapshotRoom, Stop, StoreRecords, TakeSnapshot, ViewRoom,
+    Accepted, Apply, BeginSnapshot, Dispatch, FinishSnapshot, GetRoom, Retire, SnapshotError,
+    SnapshotPart, SnapshotRoom, Stop, StoreRecords, TakeSnapshot, ViewRoom,
 };
 use crate::model::RoomKey;
 use crate::room::{Room, RoomView};
@@ -173,11 +173,11 @@ impl Handler<GetRoom> for Directory {
 const SNAPSHOT_CHUNK: usize = 1024;
 
 impl Handler<TakeSnapshot> for Directory {
-    type Result = ResponseFuture<Result<SnapshotMeta, String>>;
+    type Result = ResponseFuture<Result<SnapshotMeta, SnapshotError>>;
 
     fn handle(&mut self, _: TakeSnapshot, ctx: &mut Self::Context) -> Self::Result {
         if self.snapshot_running {
-            return Box::pin(async { Err("a snapshot is already being written".to_string()) });
+            return Box::pin(async { Err(SnapshotError::Busy) });
         }
         self.snapshot_running = true;
         let as_of_seq = self.dispatched;
@@ -244,7 +244,7 @@ impl Handler<TakeSnapshot> for Directory {
             }
             .await;
             directory.do_send(SnapshotDone);
-            result
+            result.map_err(SnapshotError::Failed)
         })
     }
 }

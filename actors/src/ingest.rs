@@ -169,7 +169,12 @@ impl Ingest {
     /// answer `Closed`.
     pub async fn close(&self) {
         let (done, finished) = oneshot::channel();
-        if self.queue.send(Submission::Close(done)).is_ok() {
+        let queue = self.queue.clone();
+        // The queue may be full; waiting for room in it must not hold an executor thread.
+        let sent = tokio::task::spawn_blocking(move || queue.send(Submission::Close(done)).is_ok())
+            .await
+            .unwrap_or(false);
+        if sent {
             let _ = finished.await;
         }
     }

@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 use crate::directory::Directory;
 use crate::ingest::{Ingest, IngestSettings};
 use crate::live::LiveRooms;
-use crate::messages::{GetRoom, StoreHealthy, TakeSnapshot};
+use crate::messages::{GetRoom, SnapshotError, StoreHealthy, TakeSnapshot};
 use crate::metrics::Metrics;
 use crate::model::RoomKey;
 use crate::recovery::{RecoveryReport, recover};
@@ -203,11 +203,19 @@ impl Engine {
         self.directory.send(GetRoom(key)).await.ok().flatten()
     }
 
+    /// Writes a snapshot now, waiting for one already being written to finish first.
     pub async fn snapshot(&self) -> Result<SnapshotMeta, String> {
-        self.directory
-            .send(TakeSnapshot)
-            .await
-            .map_err(|e| e.to_string())?
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match self.directory.send(TakeSnapshot).await {
+                Ok(Ok(meta)) => return Ok(meta),
+                Ok(Err(SnapshotError::Busy)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(error)) => return Err(error.to_string()),
+                Err(error) => return Err(error.to_string()),
+            }
+        }
     }
 
     /// `/health`: sled answers a write and a read, and no write has failed.

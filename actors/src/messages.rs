@@ -60,9 +60,19 @@ pub struct Retire {
 #[rtype(result = "()")]
 pub struct Stop;
 
+/// Why a snapshot was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Another snapshot is being written; try again when it is done.
+    #[error("a snapshot is already being written")]
+    Busy,
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Takes a consistent snapshot of every room. Answers with what was written.
 #[derive(Message, Debug)]
-#[rtype(result = "Result<SnapshotMeta, String>")]
+#[rtype(result = "Result<SnapshotMeta, SnapshotError>")]
 pub struct TakeSnapshot;
 
 /// Session changes of one room and the journal seq they account for, to the `StoreActor`.

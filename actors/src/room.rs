@@ -448,17 +448,25 @@ impl Room {
             self.accrual.pending.participant_ms += remainder;
             self.accrual.pending.room_ms += remainder;
         }
-        let stale: Vec<String> = self
+        // A silent participant is closed at the moment its timeout ran out, not at this tick:
+        // that moment follows from journaled arrival times alone, so a replay after a crash
+        // closes it exactly as the first run did.
+        let stale: Vec<(String, i64)> = self
             .participants
             .iter()
             .filter(|(_, t)| {
                 t.live.is_some()
                     && now_ms.saturating_sub(t.last_activity_ms) >= settings.participant_timeout_ms
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, t)| {
+                let at = t
+                    .last_activity_ms
+                    .saturating_add(settings.participant_timeout_ms);
+                (id.clone(), at)
+            })
             .collect();
-        for id in stale {
-            self.time_out(&id, now_ms, &mut effects);
+        for (id, at) in stale {
+            self.time_out(&id, at, &mut effects);
         }
         self.participants.retain(|_, t| {
             t.live.is_some() || now_ms.saturating_sub(t.last_activity_ms) < settings.forget_after_ms
@@ -1237,14 +1245,14 @@ impl Room {
         }
     }
 
-    fn time_out(&mut self, id: &str, now_ms: i64, effects: &mut Vec<Effect>) {
+    fn time_out(&mut self, id: &str, at_ms: i64, effects: &mut Vec<Effect>) {
         let Some(tracked) = self.participants.get_mut(id) else {
             return;
         };
-        tracked.timed_out_ms = Some(now_ms);
-        // Closing it counts as activity: it is remembered from now, not from its last event.
-        tracked.last_activity_ms = now_ms;
-        self.rederive(id, now_ms, effects);
+        tracked.timed_out_ms = Some(at_ms);
+        // Closing it counts as activity: it is remembered from then, not from its last event.
+        tracked.last_activity_ms = at_ms;
+        self.rederive(id, at_ms, effects);
     }
 
     /// Records a finished session in its instance's totals; a correction to an instance that

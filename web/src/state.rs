@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use roomledger_actors::Engine;
+use tokio::sync::watch;
 
 use crate::providers::Secret;
 use crate::providers::acrcloud::{Acrcloud, AcrcloudConfig};
@@ -11,21 +12,15 @@ use crate::providers::livekit::{Livekit, LivekitConfig};
 use crate::providers::plugnmeet::{Plugnmeet, PlugnmeetConfig};
 use crate::providers::twitch::{Twitch, TwitchConfig};
 
-/// The web layer's part of the configuration.
+/// The web layer's part of the configuration. A provider left at its default refuses every
+/// delivery (401).
 #[derive(Clone, Debug, Default)]
 pub struct WebSettings {
     pub max_body_bytes: usize,
-    /// When non-empty, the read API and the page require it.
+    /// When non-empty, the read API and the page's data require it.
     pub api_token: Secret,
     pub agora: AgoraConfig,
     pub livekit: LivekitConfig,
-}
-
-/// The configuration of the providers beyond Agora and LiveKit. A struct of its own, beside
-/// [`WebSettings`], so that code building `WebSettings` field by field needs no change for them;
-/// left at its default, each of these providers refuses every delivery (401).
-#[derive(Clone, Debug, Default)]
-pub struct ProviderSettings {
     pub plugnmeet: PlugnmeetConfig,
     pub twitch: TwitchConfig,
     pub acrcloud: AcrcloudConfig,
@@ -40,28 +35,33 @@ pub struct AppState {
     pub acrcloud: Acrcloud,
     pub max_body_bytes: usize,
     pub api_token: Secret,
+    /// Flips to `true` when the server is stopping, so long-lived streams end instead of
+    /// holding the graceful shutdown open until its timeout.
+    stopping: watch::Sender<bool>,
 }
 
 impl AppState {
-    /// Agora and LiveKit as configured; the other providers unconfigured.
     pub fn new(engine: Arc<Engine>, settings: &WebSettings) -> AppState {
-        AppState::with_providers(engine, settings, &ProviderSettings::default())
-    }
-
-    pub fn with_providers(
-        engine: Arc<Engine>,
-        settings: &WebSettings,
-        providers: &ProviderSettings,
-    ) -> AppState {
         AppState {
             engine,
             agora: Agora::new(&settings.agora),
             livekit: Livekit::new(&settings.livekit),
-            plugnmeet: Plugnmeet::new(&providers.plugnmeet),
-            twitch: Twitch::new(&providers.twitch),
-            acrcloud: Acrcloud::new(&providers.acrcloud),
+            plugnmeet: Plugnmeet::new(&settings.plugnmeet),
+            twitch: Twitch::new(&settings.twitch),
+            acrcloud: Acrcloud::new(&settings.acrcloud),
             max_body_bytes: settings.max_body_bytes,
             api_token: settings.api_token.clone(),
+            stopping: watch::Sender::new(false),
         }
+    }
+
+    /// Ends every open event stream; called when the server begins to stop.
+    pub fn stop_streams(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves once the server is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 }

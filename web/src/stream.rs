@@ -29,6 +29,7 @@ use roomledger_actors::live::{LiveChange, LiveRooms, ResumeGap};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::api::timestamp;
@@ -61,7 +62,11 @@ pub async fn stream(
         .or_else(|| query.into_inner().since)
         .map(|text| text.trim().to_owned())
         .filter(|text| !text.is_empty());
-    let feed = Feed::start(state.engine.live.clone(), resume_from.as_deref());
+    let feed = Feed::start(
+        state.engine.live.clone(),
+        state.stopping(),
+        resume_from.as_deref(),
+    );
     let body = futures_util::stream::unfold(feed, |mut feed| async move {
         let chunk = feed.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), feed))
@@ -78,6 +83,8 @@ pub async fn stream(
 struct Feed {
     live: Arc<LiveRooms>,
     changes: broadcast::Receiver<LiveChange>,
+    /// Ends the stream when the server stops (see `AppState::stop_streams`).
+    stopping: watch::Receiver<bool>,
     /// The last sequence this client has been sent (or told to start from).
     last: u64,
     /// More recent changes wait than one batch held.
@@ -90,13 +97,18 @@ struct Feed {
 }
 
 impl Feed {
-    fn start(live: Arc<LiveRooms>, resume_from: Option<&str>) -> Feed {
+    fn start(
+        live: Arc<LiveRooms>,
+        stopping: watch::Receiver<bool>,
+        resume_from: Option<&str>,
+    ) -> Feed {
         // Subscribe before reading anything, so no change falls between what we read and
         // what the channel tells us about later.
         let (current, changes) = live.subscribe();
         let mut feed = Feed {
             live,
             changes,
+            stopping,
             last: current,
             behind: false,
             totals_at: None,
@@ -133,7 +145,11 @@ impl Feed {
             }
             let heartbeat_at = self.last_write + HEARTBEAT_AFTER;
             let wake_at = self.totals_at.unwrap_or(heartbeat_at).min(heartbeat_at);
+            if *self.stopping.borrow() {
+                return None;
+            }
             tokio::select! {
+                _ = self.stopping.changed() => return None,
                 received = self.changes.recv() => match received {
                     // Already sent while catching up from the window of recent changes.
                     Ok(change) if change.sequence <= self.last => {}

@@ -25,8 +25,8 @@ use crate::support::{AGORA_APP, Server, agora_notice, now_s};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const BOUND: Duration = Duration::from_secs(25);
-const WAIT: Duration = Duration::from_secs(10);
+const BOUND: Duration = Duration::from_secs(40);
+const WAIT: Duration = Duration::from_secs(15);
 
 fn screenshots() -> PathBuf {
     PathBuf::from(concat!(

@@ -28,7 +28,7 @@ fn outcomes(log: &[Value]) -> Vec<(String, String)> {
 
 #[actix_web::test]
 async fn twitch_challenge_is_answered_with_the_raw_challenge_as_text() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let body = include_bytes!("../fixtures/twitch/webhook_callback_verification.json");
     let id = twitch_message_id();
     let headers = Server::twitch_headers(
@@ -89,7 +89,7 @@ async fn twitch_challenge_is_answered_with_the_raw_challenge_as_text() {
 
 #[actix_web::test]
 async fn a_twitch_stream_is_an_instance_in_history_and_counts_in_usage() {
-    let server = Server::start_with_providers(|engine, _, _| {
+    let server = Server::start_with(|engine, _| {
         engine.rooms.stream_grace_ms = 1500;
     })
     .await;
@@ -189,7 +189,7 @@ async fn a_twitch_stream_is_an_instance_in_history_and_counts_in_usage() {
 
 #[actix_web::test]
 async fn a_revocation_marks_the_broadcasters_subscription_in_the_room_api_and_survives_a_restart() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let now = now_ms();
     let room = "/api/v1/rooms/twitch/default/cool_user";
     server
@@ -232,7 +232,7 @@ async fn a_revocation_marks_the_broadcasters_subscription_in_the_room_api_and_su
     assert!(log[0]["seq"].as_u64().is_some(), "journaled: {}", log[0]);
 
     let dir = server.stop().await.expect("owns its directory");
-    let server = Server::start_with_providers_in(dir.path(), |_, _, _| {}).await;
+    let server = Server::start_in(dir.path(), |_, _| {}).await;
     let room_json = server.get_ok(room).await;
     assert_eq!(room_json["subscription"], expected);
     assert_eq!(
@@ -275,7 +275,7 @@ fn pnm_participant(event: &str, id: &str, sid: &str, user: &str, joined: i64, at
 
 #[actix_web::test]
 async fn a_plugnmeet_meeting_gives_participant_sessions_and_recording_minutes() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let script = [
         pnm_room("room_created", "c-1", T),
         pnm_participant(
@@ -386,7 +386,7 @@ async fn a_plugnmeet_meeting_gives_participant_sessions_and_recording_minutes() 
 
 #[actix_web::test]
 async fn a_live_plugnmeet_room_shows_its_running_recording() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     server.plugnmeet(&pnm_room("room_started", "s-1", T)).await;
     server
         .plugnmeet(&pnm_participant(
@@ -413,7 +413,7 @@ async fn a_live_plugnmeet_room_shows_its_running_recording() {
 
 #[actix_web::test]
 async fn an_acrcloud_file_keeps_its_latest_state_and_every_callback() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let file = "158f0c48-6c73-41f7-bd6f-b7a8b71da2a1";
     let with_query = format!("/webhooks/acrcloud?token={ACRCLOUD_TOKEN}");
     let json_type = ("Content-Type", "application/json".to_owned());
@@ -505,7 +505,7 @@ async fn an_acrcloud_file_keeps_its_latest_state_and_every_callback() {
 
     // Written as a record, so a restart (replaying or not) keeps it.
     let dir = server.stop().await.expect("owns its directory");
-    let server = Server::start_with_providers_in(dir.path(), |_, _, _| {}).await;
+    let server = Server::start_in(dir.path(), |_, _| {}).await;
     assert_eq!(
         server.get_ok(&path).await["callbacks"]
             .as_array()
@@ -520,7 +520,7 @@ async fn an_acrcloud_file_keeps_its_latest_state_and_every_callback() {
 
 #[actix_web::test]
 async fn forged_requests_are_refused_and_leave_nothing_behind() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let now = now_ms();
 
     // plugNmeet: signed with another secret, or not signed at all.
@@ -618,7 +618,7 @@ async fn forged_requests_are_refused_and_leave_nothing_behind() {
 
 #[actix_web::test]
 async fn the_webhook_log_shows_each_outcome_once_per_request() {
-    let server = Server::start_with_providers(|_, _, _| {}).await;
+    let server = Server::start().await;
     let now = now_ms();
     let online = twitch_online("77", "1337", "cool_user", now - 1000);
     let bytes = serde_json::to_vec(&online).unwrap();
@@ -766,7 +766,7 @@ async fn the_webhook_log_shows_each_outcome_once_per_request() {
 
 #[actix_web::test]
 async fn the_webhook_log_keeps_to_its_retention_bound() {
-    let server = Server::start_with_providers(|engine, _, _| {
+    let server = Server::start_with(|engine, _| {
         engine.webhook_log.max_entries = 3;
     })
     .await;

@@ -13,9 +13,12 @@ use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpServer, web};
 use roomledger_actors::{Engine, EngineSettings};
 use roomledger_web::providers::Secret;
+use roomledger_web::providers::acrcloud::AcrcloudConfig;
 use roomledger_web::providers::agora::AgoraConfig;
 use roomledger_web::providers::livekit::LivekitConfig;
+use roomledger_web::providers::plugnmeet::PlugnmeetConfig;
 use roomledger_web::providers::signing;
+use roomledger_web::providers::twitch::TwitchConfig;
 use roomledger_web::routes;
 use roomledger_web::state::{AppState, WebSettings};
 use serde_json::Value;
@@ -40,6 +43,18 @@ pub fn settings(dir: &Path) -> (EngineSettings, WebSettings) {
         },
         livekit: LivekitConfig {
             keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
+            allow_unsigned: false,
+        },
+        plugnmeet: PlugnmeetConfig {
+            keys: [(PLUGNMEET_KEY.to_owned(), Secret::new(PLUGNMEET_SECRET))].into(),
+            allow_unsigned: false,
+        },
+        twitch: TwitchConfig {
+            secret: Secret::new(TWITCH_SECRET),
+            ..TwitchConfig::default()
+        },
+        acrcloud: AcrcloudConfig {
+            token: Secret::new(ACRCLOUD_TOKEN),
             allow_unsigned: false,
         },
     };
@@ -70,14 +85,25 @@ impl Server {
         server
     }
 
-    /// Starts over the data in `path` (a restart when a server ran there before).
+    /// Starts over the data in `path` (a restart when a server ran there before). A previous
+    /// engine over `path` lets go of sled's file lock when its threads end, shortly after
+    /// [`Server::stop`] returns; this waits for that (at most 5 s).
     pub async fn start_in(
         path: &Path,
         adjust: impl FnOnce(&mut EngineSettings, &mut WebSettings),
     ) -> Server {
         let (mut engine_settings, mut web_settings) = settings(path);
         adjust(&mut engine_settings, &mut web_settings);
-        let engine = Arc::new(Engine::start(&engine_settings).expect("engine starts"));
+        let started = Instant::now();
+        let engine = loop {
+            match Engine::start(&engine_settings) {
+                Ok(engine) => break Arc::new(engine),
+                Err(_) if started.elapsed() < Duration::from_secs(5) => {
+                    actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(error) => panic!("engine does not start over {}: {error}", path.display()),
+            }
+        };
         let state = web::Data::new(AppState::new(engine.clone(), &web_settings));
         let app_state = state.clone();
         let server =
@@ -488,77 +514,12 @@ where
     }
 }
 
-impl Server {
-    /// [`Server::start_in`] for a restart in the same process: waits (at most 5 s) until the
-    /// previous engine over `path` has let go of the store, which happens on its threads shortly
-    /// after [`Server::stop`] returns, then starts exactly as `start_in` does.
-    pub async fn restart_in(
-        path: &Path,
-        adjust: impl FnOnce(&mut EngineSettings, &mut WebSettings),
-    ) -> Server {
-        let (mut engine_settings, mut web_settings) = settings(path);
-        adjust(&mut engine_settings, &mut web_settings);
-        let started = Instant::now();
-        let engine = loop {
-            match Engine::start(&engine_settings) {
-                Ok(engine) => break Arc::new(engine),
-                Err(_) if started.elapsed() < Duration::from_secs(5) => {
-                    actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(error) => panic!("engine does not start over {}: {error}", path.display()),
-            }
-        };
-        let state = web::Data::new(AppState::new(engine.clone(), &web_settings));
-        let app_state = state.clone();
-        let server =
-            HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind loopback");
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Server {
-            url: format!("http://{address}"),
-            engine,
-            state,
-            handle,
-            dir: None,
-            path: path.to_path_buf(),
-        }
-    }
-}
-
 // ----- added for the plugNmeet, Twitch and ACRCloud scripts (providers.rs) ----------------
 
 pub const PLUGNMEET_KEY: &str = "pnm-test-key";
 pub const PLUGNMEET_SECRET: &str = "pnm-test-secret";
 pub const TWITCH_SECRET: &str = "twitch-test-secret";
 pub const ACRCLOUD_TOKEN: &str = "acr-test-token";
-
-/// plugNmeet, Twitch and ACRCloud as a deployment following the README configures them.
-pub fn provider_settings() -> roomledger_web::state::ProviderSettings {
-    use roomledger_web::providers::acrcloud::AcrcloudConfig;
-    use roomledger_web::providers::plugnmeet::PlugnmeetConfig;
-    use roomledger_web::providers::twitch::TwitchConfig;
-    roomledger_web::state::ProviderSettings {
-        plugnmeet: PlugnmeetConfig {
-            keys: [(PLUGNMEET_KEY.to_owned(), Secret::new(PLUGNMEET_SECRET))].into(),
-            allow_unsigned: false,
-        },
-        twitch: TwitchConfig {
-            secret: Secret::new(TWITCH_SECRET),
-            ..TwitchConfig::default()
-        },
-        acrcloud: AcrcloudConfig {
-            token: Secret::new(ACRCLOUD_TOKEN),
-            allow_unsigned: false,
-        },
-    }
-}
 
 /// A Twitch message id that no other test message has.
 pub fn twitch_message_id() -> String {
@@ -579,72 +540,6 @@ pub struct RawAnswer {
 }
 
 impl Server {
-    /// A server with every provider configured ([`provider_settings`]), adjusted by `adjust`,
-    /// in a new temporary directory.
-    pub async fn start_with_providers(
-        adjust: impl FnOnce(
-            &mut EngineSettings,
-            &mut WebSettings,
-            &mut roomledger_web::state::ProviderSettings,
-        ),
-    ) -> Server {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().to_path_buf();
-        let mut server = Self::start_with_providers_in(&path, adjust).await;
-        server.dir = Some(dir);
-        server
-    }
-
-    /// [`Server::start_with_providers`] over the data in `path` (a restart).
-    pub async fn start_with_providers_in(
-        path: &Path,
-        adjust: impl FnOnce(
-            &mut EngineSettings,
-            &mut WebSettings,
-            &mut roomledger_web::state::ProviderSettings,
-        ),
-    ) -> Server {
-        let (mut engine_settings, mut web_settings) = settings(path);
-        let mut providers = provider_settings();
-        adjust(&mut engine_settings, &mut web_settings, &mut providers);
-        // The previous engine over `path` lets go of sled's lock when its threads end.
-        let started = Instant::now();
-        let engine = loop {
-            match Engine::start(&engine_settings) {
-                Ok(engine) => break Arc::new(engine),
-                Err(_) if started.elapsed() < Duration::from_secs(5) => {
-                    actix_web::rt::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(error) => panic!("engine does not start over {}: {error}", path.display()),
-            }
-        };
-        let state = web::Data::new(AppState::with_providers(
-            engine.clone(),
-            &web_settings,
-            &providers,
-        ));
-        let app_state = state.clone();
-        let server =
-            HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind loopback");
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Server {
-            url: format!("http://{address}"),
-            engine,
-            state,
-            handle,
-            dir: None,
-            path: path.to_path_buf(),
-        }
-    }
-
     /// POSTs `body` with `headers`; the answer as it came.
     pub async fn post_raw(&self, path: &str, headers: &[(&str, String)], body: &[u8]) -> RawAnswer {
         let mut request = self.client().post(format!("{}{path}", self.url));
