@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, web};
 use clap::Parser;
-use roomledger_actors::Engine;
+use roomledger_actors::{Engine, StorageState};
 use roomledger_web::routes;
 use roomledger_web::state::AppState;
 use tracing_subscriber::EnvFilter;
@@ -121,10 +121,47 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         state.stop_streams();
         handle.stop(true).await;
     });
+    let watched = engine.clone();
+    actix_web::rt::spawn(async move {
+        // Three checks in a row, so a write that fails once is not a reason to restart.
+        let mut stuck = 0;
+        let mut interval = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            interval.tick().await;
+            stuck = match watched.storage_state().await {
+                StorageState::NeedsRestart => stuck + 1,
+                StorageState::Healthy | StorageState::Failing => 0,
+            };
+            if stuck == 3 {
+                restart_in_place();
+            }
+        }
+    });
     server.await?;
     engine.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Replaces this process with a fresh start of the same binary and arguments. Used when the
+/// disk takes writes again but sled keeps failing with the error it hit: a new process reopens
+/// sled and recovers from the snapshot and journal, which hold everything acknowledged; nothing
+/// unacknowledged needs keeping (providers retry what got a 503).
+fn restart_in_place() -> ! {
+    use std::os::unix::process::CommandExt;
+    tracing::warn!(
+        "storage takes writes again but the database still fails; restarting in place to \
+         reopen it and recover from the journal"
+    );
+    let error = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(error) => error,
+    };
+    // exec returns only when it failed: leave the restart to the service manager.
+    tracing::error!(%error, "could not restart in place; exiting so the service manager restarts roomledger");
+    std::process::exit(75);
 }
 
 async fn wait_for_signal() -> &'static str {

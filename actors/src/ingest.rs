@@ -378,6 +378,7 @@ impl Committer {
                 // Nothing of this batch was written (the append is one transaction), so its
                 // seqs are free again and its submitters may retry.
                 self.metrics.store_errors.inc();
+                self.store.mark_failed();
                 tracing::error!(%error, "journal append failed; answering 503");
                 new_waiters_failed = true;
             }
@@ -393,6 +394,8 @@ impl Committer {
                 let elapsed = started.elapsed().as_secs_f64();
                 let events = self.undispatched.len();
                 if events > 0 {
+                    // Durable, not yet answered: a crash here must lose nothing.
+                    crate::faults::crash_point("after_append");
                     self.metrics.journal_commit.observe(elapsed);
                     self.metrics.journal_batch.observe(events as f64);
                     let entries: Vec<Accepted> = self
@@ -422,6 +425,7 @@ impl Committer {
             }
             Err(error) => {
                 self.metrics.store_errors.inc();
+                self.store.mark_failed();
                 tracing::error!(%error, pending = self.undispatched.len(), "journal flush failed; answering 503 and retrying");
                 for waiter in waiters {
                     let answer = if waiter.needs_flush || waiter.failed.is_some() {

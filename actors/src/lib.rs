@@ -14,6 +14,7 @@
 //! - `webhook_log`: the background writer of the webhook log.
 
 pub mod directory;
+pub mod faults;
 pub mod ingest;
 pub mod live;
 pub mod messages;
@@ -36,7 +37,7 @@ use parking_lot::Mutex;
 use crate::directory::Directory;
 use crate::ingest::{Ingest, IngestSettings};
 use crate::live::LiveRooms;
-use crate::messages::{GetRoom, SnapshotError, StoreHealthy, TakeSnapshot};
+use crate::messages::{GetRoom, RetryWrites, SnapshotError, StoreHealthy, TakeSnapshot};
 use crate::metrics::Metrics;
 use crate::model::RoomKey;
 use crate::recovery::{RecoveryReport, recover};
@@ -79,6 +80,23 @@ impl EngineSettings {
     }
 }
 
+/// Once a write has failed, probes the store every second; when a probe write succeeds again
+/// (the disk has room again and sled still works), the writes that waited are retried.
+async fn watch_storage(store: Store, store_actor: Addr<StoreActor>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        if !store.failed() {
+            continue;
+        }
+        let probing = store.clone();
+        if let Ok(Ok(())) = tokio::task::spawn_blocking(move || probing.probe()).await {
+            tracing::info!("storage takes writes again; retrying the writes that waited");
+            store_actor.do_send(RetryWrites);
+        }
+    }
+}
+
 /// Unix milliseconds from the system clock.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -100,6 +118,20 @@ pub struct Engine {
     pub webhook_log: WebhookLog,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
     arbiters: Mutex<Vec<Arbiter>>,
+    watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// What the storage watchdog makes of the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageState {
+    Healthy,
+    /// Writes fail and the data directory takes none either (full, read-only, gone):
+    /// webhooks get 503 until it does.
+    Failing,
+    /// The data directory takes writes again but sled keeps the error it hit (sled's errors
+    /// are sticky): only reopening it, i.e. restarting and recovering from the journal, clears
+    /// it.
+    NeedsRestart,
 }
 
 impl std::fmt::Debug for Engine {
@@ -184,6 +216,7 @@ impl Engine {
         // The writer thread ends when the last handle is dropped; `shutdown` flushes it first.
         let (webhook_log, _writer) =
             WebhookLog::start(store.clone(), settings.webhook_log, metrics.clone());
+        let watchdog = actix::spawn(watch_storage(store.clone(), store_actor.clone()));
         Ok(Engine {
             ingest,
             directory,
@@ -195,7 +228,21 @@ impl Engine {
             webhook_log,
             committer: Mutex::new(Some(committer)),
             arbiters: Mutex::new(arbiters.into_iter().chain([directory_arbiter]).collect()),
+            watchdog: Mutex::new(Some(watchdog)),
         })
+    }
+
+    /// Whether storage works, and if not, whether waiting or restarting is the cure.
+    pub async fn storage_state(&self) -> StorageState {
+        if self.healthy().await.is_ok() {
+            return StorageState::Healthy;
+        }
+        let store = self.store.clone();
+        let directory = tokio::task::spawn_blocking(move || store.directory_writable()).await;
+        match directory {
+            Ok(Ok(())) => StorageState::NeedsRestart,
+            _ => StorageState::Failing,
+        }
     }
 
     /// The live view of a room, if an actor holds it.
@@ -227,13 +274,16 @@ impl Engine {
         probe.map_err(|e| e.to_string())?;
         match self.store_actor.send(StoreHealthy).await {
             Ok(true) => Ok(()),
-            Ok(false) => Err("a session write failed since the last start".into()),
+            Ok(false) => Err("session writes are waiting for storage to work again".into()),
             Err(e) => Err(e.to_string()),
         }
     }
 
     /// Graceful stop: commit and apply what is queued, write a snapshot, flush.
     pub async fn shutdown(&self) {
+        if let Some(watchdog) = self.watchdog.lock().take() {
+            watchdog.abort();
+        }
         self.ingest.close().await;
         let committer = self.committer.lock().take();
         if let Some(committer) = committer {

@@ -107,6 +107,11 @@ pub struct FinishSnapshot(pub SnapshotMeta);
 #[rtype(result = "()")]
 pub struct StoreRecords(pub Vec<Accepted>);
 
+/// Retries the writes that wait for storage to work again (sent by the storage watchdog).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct RetryWrites;
+
 /// Whether every session write so far succeeded (for `/health`).
 #[derive(Message, Debug)]
 #[rtype(result = "bool")]

@@ -119,6 +119,11 @@ pub struct Page<T> {
 
 #[derive(Clone)]
 pub struct Store {
+    path: std::path::PathBuf,
+    /// Set when a write failed; cleared when a probe write succeeds again.
+    failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Probes write and read back one key: two at once would read each other's value.
+    probing: std::sync::Arc<parking_lot::Mutex<()>>,
     db: sled::Db,
     meta: Tree,
     journal: Tree,
@@ -150,11 +155,14 @@ impl Store {
             // only bounds how much non-journal data (sessions, indexes) a crash can take.
             .flush_every_ms(Some(1000))
             .open()?;
-        Self::from_db(db)
+        Self::from_db(db, &settings.path)
     }
 
-    fn from_db(db: sled::Db) -> StoreResult<Store> {
+    fn from_db(db: sled::Db, path: &Path) -> StoreResult<Store> {
         let store = Store {
+            path: path.to_path_buf(),
+            failed: Default::default(),
+            probing: Default::default(),
             meta: db.open_tree("meta")?,
             journal: db.open_tree("journal")?,
             dedupe: db.open_tree("dedupe")?,
@@ -189,6 +197,7 @@ impl Store {
     /// Makes everything written so far durable. One call covers every write before it, which is
     /// what group commit relies on.
     pub fn flush(&self) -> StoreResult<()> {
+        writable()?;
         self.db.flush()?;
         Ok(())
     }
@@ -197,13 +206,44 @@ impl Store {
         Ok(self.db.size_on_disk()?)
     }
 
-    /// A write and a read through sled, for `/health`.
+    /// Records that a write failed, for `/health` and the storage watchdog.
+    pub fn mark_failed(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a write failed since the last successful [`Store::probe`].
+    pub fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Whether the data directory takes a small write and fsync, outside sled. Tells a disk
+    /// that is full (or gone) from one that has recovered while sled still reports the error
+    /// it hit: sled's error is sticky, only reopening it clears it.
+    pub fn directory_writable(&self) -> StoreResult<()> {
+        use std::io::Write;
+        writable()?;
+        let probe = self.path.join(".write-probe");
+        let result = std::fs::File::create(&probe).and_then(|mut file| {
+            file.write_all(&[0u8; 4096])?;
+            file.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        result.map_err(|e| StoreError::Sled(sled::Error::Io(e)))
+    }
+
+    /// A write and a read through sled, for `/health`. Success clears [`Store::failed`].
     pub fn probe(&self) -> StoreResult<()> {
+        writable()?;
+        let _one_at_a_time = self.probing.lock();
         let value = now_nanos().to_be_bytes();
         self.meta.insert(b"health_probe", &value)?;
         self.db.flush()?;
         match self.meta.get(b"health_probe")? {
-            Some(read) if read.as_ref() == value => Ok(()),
+            Some(read) if read.as_ref() == value => {
+                self.failed
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
             _ => Err(StoreError::Corrupt(
                 "health probe read back something else".into(),
             )),
@@ -230,6 +270,7 @@ impl Store {
     /// Appends new events with their dedupe keys, atomically: after a crash either the entry
     /// and its dedupe key are both there or neither is. Not durable until [`Store::flush`].
     pub fn append(&self, batch: &[Append<'_>]) -> StoreResult<()> {
+        writable()?;
         let encoded: Vec<(u64, Vec<u8>, &[u8], i64)> = batch
             .iter()
             .map(|a| Ok((a.seq, encode(a.entry)?, a.dedupe_key, a.entry.received_ms)))
@@ -268,14 +309,16 @@ impl Store {
 
     /// Drops journal entries up to and including `upto`.
     pub fn trim_journal(&self, upto: u64) -> StoreResult<usize> {
+        writable()?;
         let end = upto.saturating_add(1).to_be_bytes();
         let mut removed = 0;
         let mut batch = Batch::default();
         for key in self.journal.range(..end).keys() {
             batch.remove(key?);
             removed += 1;
-            if removed % 10_000 == 0 {
+            if removed % 1000 == 0 {
                 self.journal.apply_batch(std::mem::take(&mut batch))?;
+                crate::faults::crash_point("journal_trim");
             }
         }
         self.journal.apply_batch(batch)?;
@@ -315,6 +358,7 @@ impl Store {
         applied_seq: u64,
         changes: &[SessionChange],
     ) -> StoreResult<()> {
+        writable()?;
         let room_bytes = room_key_bytes(room);
         let trees = (
             &self.sessions,
@@ -563,6 +607,7 @@ impl Store {
 
     /// Writes one room's state into snapshot `id`. Not visible until [`Store::finish_snapshot`].
     pub fn write_snapshot_part(&self, id: u64, parts: &[(RoomKey, Vec<u8>)]) -> StoreResult<()> {
+        writable()?;
         let mut batch = Batch::default();
         for (room, state) in parts {
             let mut key = id.to_be_bytes().to_vec();
@@ -578,6 +623,7 @@ impl Store {
     /// Makes snapshot `id` durable and visible, then keeps only the two newest and trims the
     /// journal below the older of them. Returns how many journal entries were trimmed.
     pub fn finish_snapshot(&self, meta: SnapshotMeta) -> StoreResult<usize> {
+        writable()?;
         // The parts must be durable before the meta that vouches for them.
         self.db.flush()?;
         self.snapshot_meta
@@ -675,6 +721,12 @@ impl Store {
         }
         Ok(false)
     }
+}
+
+/// Every write first asks the fault injector (a no-op outside test builds) whether the disk is
+/// "full", so tests can pull the disk out exactly where a real failure would hit.
+fn writable() -> StoreResult<()> {
+    crate::faults::check_write().map_err(|e| StoreError::Sled(sled::Error::Io(e)))
 }
 
 // ----- encodings ------------------------------------------------------------------------

@@ -3,32 +3,36 @@
 //! order, which the snapshot protocol relies on: a room's session writes always precede the
 //! snapshot parts that were requested after them.
 //!
-//! A failed session write is not retried here: the journal still holds its events, so the store
-//! refuses further snapshots (and with them journal trimming) until a restart replays them. For
-//! the replay to write them, that room's watermark must not move past the failed write, so later
-//! writes of the room keep it below.
+//! A failed write is kept, and every later one queues behind it, so writes still reach sled in
+//! arrival order: each is retried when a probe shows storage works again ([`RetryWrites`]).
+//! Until the queue is empty no snapshot is written (a snapshot would let the journal be trimmed
+//! past writes that are not stored). Should the process end first, nothing is lost either: a
+//! room's watermark only moves with its writes, so recovery replays and writes what is queued.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
 use crate::messages::{
-    BeginSnapshot, FinishSnapshot, SnapshotPart, StoreHealthy, StoreRecords, StoreSessions,
+    Accepted, BeginSnapshot, FinishSnapshot, RetryWrites, SnapshotPart, StoreHealthy, StoreRecords,
+    StoreSessions,
 };
 use crate::metrics::{Metrics, REVOCATION_STATUSES};
 use crate::model::EventKind;
-use crate::model::RoomKey;
 use crate::store::{Store, StoreError};
+
+/// A write waiting for storage to work again.
+enum Queued {
+    Sessions(StoreSessions),
+    Records(Vec<Accepted>),
+}
 
 pub struct StoreActor {
     store: Store,
     metrics: Arc<Metrics>,
-    /// Set by the first failed write: from then on no snapshot may trim the journal.
-    failed: bool,
-    /// Rooms with a failed session write → the highest watermark they may still record (just
-    /// below the failed write's seq), so recovery replays and writes what failed.
-    held_watermarks: HashMap<RoomKey, u64>,
+    /// Writes not yet stored, oldest first; empty while storage works.
+    queue: VecDeque<Queued>,
 }
 
 impl StoreActor {
@@ -36,59 +40,46 @@ impl StoreActor {
         StoreActor {
             store,
             metrics,
-            failed: false,
-            held_watermarks: HashMap::new(),
+            queue: VecDeque::new(),
         }
     }
 
     fn note<T>(&mut self, result: Result<T, StoreError>, what: &str) -> Result<T, StoreError> {
         if let Err(error) = &result {
-            self.failed = true;
+            self.store.mark_failed();
             self.metrics.store_errors.inc();
-            tracing::error!(%error, "{what} failed; no snapshot will trim the journal until a restart replays it");
+            tracing::error!(%error, queued = self.queue.len(), "{what} failed; retrying when storage works again, no snapshot until then");
         }
         result
     }
-}
 
-impl Actor for StoreActor {
-    type Context = SyncContext<Self>;
-}
-
-impl Handler<StoreSessions> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: StoreSessions, _: &mut Self::Context) {
-        let watermark = match self.held_watermarks.get(&msg.room) {
-            Some(&held) => held.min(msg.applied_seq),
-            None => msg.applied_seq,
-        };
-        let result = self
-            .store
-            .write_sessions(&msg.room, watermark, &msg.changes);
-        if self.note(result, "writing sessions").is_err() {
-            // Nothing of this write is stored (it is one transaction); the room's earlier
-            // writes are, so its entries before this one need no replay.
-            let below = msg.applied_seq.saturating_sub(1);
-            self.held_watermarks
-                .entry(msg.room)
-                .and_modify(|held| *held = (*held).min(below))
-                .or_insert(below);
+    /// Writes what is queued, in order, until one fails.
+    fn write_queued(&mut self) {
+        while let Some(next) = self.queue.front() {
+            let result = match next {
+                Queued::Sessions(msg) => {
+                    crate::faults::crash_point("before_session_write");
+                    self.store
+                        .write_sessions(&msg.room, msg.applied_seq, &msg.changes)
+                }
+                Queued::Records(records) => {
+                    let entries: Vec<_> =
+                        records.iter().map(|a| (a.seq, a.entry.as_ref())).collect();
+                    self.store.write_records(&entries)
+                }
+            };
+            if self.note(result, "writing sessions").is_err() {
+                return;
+            }
+            if let Some(Queued::Records(records)) = self.queue.pop_front() {
+                self.count_revocations(&records);
+            }
         }
     }
-}
 
-impl Handler<StoreRecords> for StoreActor {
-    type Result = ();
-
-    fn handle(&mut self, StoreRecords(records): StoreRecords, _: &mut Self::Context) {
-        let entries: Vec<_> = records.iter().map(|a| (a.seq, a.entry.as_ref())).collect();
-        let result = self.store.write_records(&entries);
-        if self.note(result, "writing records").is_err() {
-            return;
-        }
-        // Counted here, once per journal entry: recovery writes replayed records directly.
-        for (_, entry) in entries {
+    /// Counted here, once per journal entry: recovery writes replayed records directly.
+    fn count_revocations(&self, records: &[Accepted]) {
+        for entry in records.iter().map(|a| a.entry.as_ref()) {
             if let EventKind::SubscriptionRevoked(revocation) = &entry.event.kind {
                 let status = REVOCATION_STATUSES
                     .iter()
@@ -111,13 +102,45 @@ impl Handler<StoreRecords> for StoreActor {
     }
 }
 
+impl Actor for StoreActor {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<StoreSessions> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: StoreSessions, _: &mut Self::Context) {
+        self.queue.push_back(Queued::Sessions(msg));
+        self.write_queued();
+    }
+}
+
+impl Handler<StoreRecords> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, StoreRecords(records): StoreRecords, _: &mut Self::Context) {
+        self.queue.push_back(Queued::Records(records));
+        self.write_queued();
+    }
+}
+
+impl Handler<RetryWrites> for StoreActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RetryWrites, _: &mut Self::Context) {
+        self.write_queued();
+    }
+}
+
 impl Handler<BeginSnapshot> for StoreActor {
     type Result = Result<u64, StoreError>;
 
     fn handle(&mut self, _: BeginSnapshot, _: &mut Self::Context) -> Self::Result {
-        if self.failed {
+        self.write_queued();
+        if !self.queue.is_empty() {
             return Err(StoreError::Unavailable(
-                "an earlier write failed; snapshots wait for a restart".into(),
+                "writes are waiting for storage to work again; no snapshot until they are stored"
+                    .into(),
             ));
         }
         let result = self.store.next_snapshot_id();
@@ -130,6 +153,7 @@ impl Handler<SnapshotPart> for StoreActor {
 
     fn handle(&mut self, msg: SnapshotPart, _: &mut Self::Context) -> Self::Result {
         let result = self.store.write_snapshot_part(msg.id, &msg.rooms);
+        crate::faults::crash_point("snapshot_part");
         self.note(result, "writing a snapshot")
     }
 }
@@ -142,10 +166,11 @@ impl Handler<FinishSnapshot> for StoreActor {
         FinishSnapshot(meta): FinishSnapshot,
         _: &mut Self::Context,
     ) -> Self::Result {
-        if self.failed {
+        if !self.queue.is_empty() {
             self.metrics.snapshots.with_label_values(&["failed"]).inc();
             return Err(StoreError::Unavailable(
-                "an earlier write failed; snapshots wait for a restart".into(),
+                "writes are waiting for storage to work again; no snapshot until they are stored"
+                    .into(),
             ));
         }
         let result = self.store.finish_snapshot(meta);
@@ -163,6 +188,6 @@ impl Handler<StoreHealthy> for StoreActor {
     type Result = bool;
 
     fn handle(&mut self, _: StoreHealthy, _: &mut Self::Context) -> bool {
-        !self.failed
+        self.queue.is_empty()
     }
 }

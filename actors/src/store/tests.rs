@@ -993,10 +993,11 @@ fn a_failed_session_write_is_written_by_the_replay_after_a_restart() {
         }
     });
     assert!(!healthy, "the failure is reported");
-    // The later write went through, but the watermark stays below the failed one.
-    assert_eq!(by_participant(&store, "2").len(), 1);
+    // The later write waits behind the failed one, so nothing moved the room's watermark.
+    assert!(by_participant(&store, "2").is_empty());
     assert!(by_participant(&store, "1").is_empty());
-    assert_eq!(store.watermarks().unwrap()[&r], 1);
+    assert!(!store.watermarks().unwrap().contains_key(&r));
+    assert!(store.failed());
 
     // The failure was transient; a restart replays the journal and writes what failed.
     store.sessions.remove(&first_key).unwrap();
@@ -1006,4 +1007,52 @@ fn a_failed_session_write_is_written_by_the_replay_after_a_restart() {
         .map(|s| (s.participant_id, s.left_ms))
         .collect();
     assert_eq!(stored, [("2".into(), T0 + 3000), ("1".into(), T0 + 1000)]);
+}
+
+#[test]
+fn writes_that_failed_are_retried_in_order_once_storage_works_again() {
+    use crate::messages::{RetryWrites, StoreHealthy, StoreSessions};
+    use crate::store_actor::StoreActor;
+    use actix::prelude::*;
+
+    let (_dir, store) = temp();
+    let r = room("r");
+    let first = session(&r, "1", "1", T0, T0 + 1000, Closure::Left);
+    let second = session(&r, "2", "2", T0 + 2000, T0 + 3000, Closure::Left);
+    let first_key = session_key(&room_key_bytes(&r), T0, "1");
+    store
+        .sessions
+        .insert(&first_key, &b"unreadable"[..])
+        .unwrap();
+    actix::System::new().block_on({
+        let store = store.clone();
+        let r = r.clone();
+        async move {
+            let for_actor = store.clone();
+            let actor = SyncArbiter::start(1, move || {
+                StoreActor::new(
+                    for_actor.clone(),
+                    std::sync::Arc::new(crate::metrics::Metrics::new()),
+                )
+            });
+            for (seq, session) in [(2, first), (4, second)] {
+                actor
+                    .send(StoreSessions {
+                        room: r.clone(),
+                        applied_seq: seq,
+                        changes: vec![SessionChange::Finished(session)],
+                    })
+                    .await
+                    .unwrap();
+            }
+            assert!(!actor.send(StoreHealthy).await.unwrap());
+            // The fault goes away; the retry writes both, the failed one first.
+            store.sessions.remove(&first_key).unwrap();
+            actor.send(RetryWrites).await.unwrap();
+            assert!(actor.send(StoreHealthy).await.unwrap());
+        }
+    });
+    assert_eq!(by_participant(&store, "1").len(), 1);
+    assert_eq!(by_participant(&store, "2").len(), 1);
+    assert_eq!(store.watermarks().unwrap()[&r], 4);
 }
