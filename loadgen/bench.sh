@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# Reproduces roomledger's performance figures (issue 6, README "Performance") on this machine
+# and prints them as a Markdown table. Release builds; the generator shares the machine with
+# the server, as the targets say. Every server this script starts is stopped by it.
+#
+#   loadgen/bench.sh                      everything below, in this order
+#   loadgen/bench.sh throughput latency   a selection of: throughput latency fill criterion
+#
+# throughput  RUNS x (ceiling run, then roomledger run), same seed and connections, as fast as
+#             possible; roomledger's runs end with the end check (lost/doubled sessions).
+# latency     RUNS x roomledger at a steady STEADY_RATE events/s: ack latency percentiles.
+# fill        FILL_RUNS x: FILL_PARTICIPANTS live participants in FILL_ROOMS rooms → RSS;
+#             kill -9 → restart (full journal replay: time to /health 200, replay events/s);
+#             GET /api/v1/rooms?limit=50 latency with webhooks at STEADY_RATE beside it;
+#             SIGTERM (final snapshot) → restart (time to /health 200 from the snapshot).
+# criterion   cargo bench: hot path per provider, Room::apply, snapshot write and recovery.
+#
+# Knobs (environment): RUNS=5 FILL_RUNS=3 SEED=42 CONNECTIONS=64 EVENTS=400000 DURATION=15
+# STEADY_RATE=5000 STEADY_SECONDS=20 FILL_ROOMS=100000 FILL_PARTICIPANTS=1000000 PORT=18080
+# CEILING_PORT=18081 CARGO_TARGET_DIR=<repo>/target-perf KEEP=1 (keep the work directory).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+RUNS=${RUNS:-5}
+FILL_RUNS=${FILL_RUNS:-3}
+SEED=${SEED:-42}
+CONNECTIONS=${CONNECTIONS:-64}
+EVENTS=${EVENTS:-400000}
+DURATION=${DURATION:-15}
+STEADY_RATE=${STEADY_RATE:-5000}
+STEADY_SECONDS=${STEADY_SECONDS:-20}
+FILL_ROOMS=${FILL_ROOMS:-100000}
+FILL_PARTICIPANTS=${FILL_PARTICIPANTS:-1000000}
+PORT=${PORT:-18080}
+CEILING_PORT=${CEILING_PORT:-18081}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-perf}
+SECTIONS=${*:-throughput latency fill criterion}
+
+AGORA_SECRET=loadgen-agora-secret
+LIVEKIT_KEY=APIloadgen
+LIVEKIT_SECRET=loadgen-livekit-secret
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/roomledger-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ -z "${KEEP:-}" ]]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+log() { echo "[bench $(date +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" >&2; }
+now_ms() { date +%s%3N; }
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+
+# The value of key $2 in the RESULT line of file $1.
+field() { { grep '^RESULT' "$1" || true; } | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# The median of the numbers on stdin (one a line).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# min–max of the numbers on stdin.
+spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) print lo "–" hi }'; }
+fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "n/a") print v; else printf "%.*f\n", d, v }'; }
+
+LOADGEN="$CARGO_TARGET_DIR/release/roomledger-loadgen"
+SERVER="$CARGO_TARGET_DIR/release/roomledger"
+CEILING="$CARGO_TARGET_DIR/release/ceiling"
+
+log "building release binaries into $CARGO_TARGET_DIR"
+cargo build --release --quiet -p roomledger -p roomledger-loadgen
+
+SERVER_PID=
+# start_server DATA_DIR LOG [ENV=VALUE ...]: starts roomledger on $PORT over DATA_DIR.
+start_server() {
+    local data=$1 logfile=$2
+    shift 2
+    env ROOMLEDGER__SERVER__BIND="127.0.0.1:$PORT" \
+        ROOMLEDGER__STORAGE__PATH="$data" \
+        ROOMLEDGER__AGORA__SECRET="$AGORA_SECRET" \
+        ROOMLEDGER__LIVEKIT__KEYS="{$LIVEKIT_KEY=\"$LIVEKIT_SECRET\"}" \
+        ROOMLEDGER__LOG__LEVEL=info NO_COLOR=1 \
+        "$@" "$SERVER" >>"$logfile" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+}
+
+# wait_healthy PORT SINCE_MS OUT: waits for GET /health = 200; the RESULT line goes to OUT.
+wait_healthy() {
+    "$LOADGEN" --mode health --target "127.0.0.1:$1" --since-ms "$2" >"$3"
+}
+
+# stop_pid PID [SIGNAL]: signals and waits for the process to end.
+stop_pid() {
+    local pid=$1 signal=${2:-TERM}
+    kill "-$signal" "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# The field $2 of the last "recovered" log line in $1.
+recovered_field() {
+    sed 's/\x1b\[[0-9;]*m//g' "$1" | { grep ' recovered ' || true; } | tail -n 1 | { grep -o "$2=[0-9]*" || true; } | cut -d= -f2
+}
+
+ROWS=()
+row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+
+LOAD_ARGS=(--seed "$SEED" --connections "$CONNECTIONS" --events "$EVENTS" --duration "$DURATION")
+
+section_throughput() {
+    local i ceiling_eps=() server_eps=() ratios=() p99s=() loads=() bad=0
+    for i in $(seq "$RUNS"); do
+        local out="$WORK/ceiling-$i.txt"
+        "$CEILING" --bind "127.0.0.1:$CEILING_PORT" >"$WORK/ceiling-$i.log" 2>&1 &
+        local cpid=$!
+        PIDS+=("$cpid")
+        wait_healthy "$CEILING_PORT" "$(now_ms)" "$WORK/ceiling-health-$i.txt"
+        loads+=("$(loadavg)")
+        log "throughput $i/$RUNS: ceiling"
+        "$LOADGEN" --target "127.0.0.1:$CEILING_PORT" "${LOAD_ARGS[@]}" --no-check >"$out"
+        stop_pid "$cpid"
+        local c
+        c=$(field "$out" events_per_s)
+        ceiling_eps+=("$c")
+
+        out="$WORK/throughput-$i.txt"
+        start_server "$WORK/data-throughput-$i" "$WORK/server-throughput-$i.log"
+        wait_healthy "$PORT" "$(now_ms)" "$WORK/health-throughput-$i.txt"
+        log "throughput $i/$RUNS: roomledger"
+        "$LOADGEN" --target "127.0.0.1:$PORT" "${LOAD_ARGS[@]}" >"$out" || bad=$((bad + 1))
+        stop_pid "$SERVER_PID"
+        rm -rf "$WORK/data-throughput-$i"
+        local s
+        s=$(field "$out" events_per_s)
+        server_eps+=("$s")
+        ratios+=("$(awk -v s="$s" -v c="$c" 'BEGIN { printf "%.3f", s / c }')")
+        p99s+=("$(field "$out" p99_ms)")
+        log "ceiling $c/s, roomledger $s/s, $(field "$out" lost) lost, $(field "$out" doubled) doubled, $(field "$out" non2xx) non-2xx"
+    done
+    local eps ceil ratio lost
+    eps=$(printf '%s\n' "${server_eps[@]}" | median)
+    ceil=$(printf '%s\n' "${ceiling_eps[@]}" | median)
+    ratio=$(printf '%s\n' "${ratios[@]}" | median)
+    lost=$(cat "$WORK"/throughput-*.txt | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|doubled|wrong)=' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
+    row "ingest, durable, as fast as possible" "≥ 25,000 events/s" \
+        "$(fmt "$eps") events/s (runs $(printf '%s\n' "${server_eps[@]}" | spread)); $lost lost/doubled/wrong sessions in $RUNS runs ($bad failed checks); load avg $(printf '%s\n' "${loads[@]}" | median)" \
+        "\`roomledger-loadgen ${LOAD_ARGS[*]}\`"
+    row "ceiling: bare actix-web + JSON parse" "(reference)" \
+        "$(fmt "$ceil") events/s (runs $(printf '%s\n' "${ceiling_eps[@]}" | spread))" \
+        "\`ceiling\`, then \`roomledger-loadgen ${LOAD_ARGS[*]} --no-check\`"
+    row "share of the ceiling, same run" "≥ 60%" "$(fmt "$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" 1)% (median of per-run ratios)" "\`loadgen/bench.sh throughput\`"
+    row "ack latency at full load" "–" "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread))" "(same runs)"
+}
+
+section_latency() {
+    local i p50s=() p99s=() maxes=() rates=() loads=()
+    local events=$((STEADY_RATE * STEADY_SECONDS))
+    for i in $(seq "$RUNS"); do
+        local out="$WORK/latency-$i.txt"
+        start_server "$WORK/data-latency-$i" "$WORK/server-latency-$i.log"
+        wait_healthy "$PORT" "$(now_ms)" "$WORK/health-latency-$i.txt"
+        loads+=("$(loadavg)")
+        log "latency $i/$RUNS at $STEADY_RATE events/s"
+        "$LOADGEN" --target "127.0.0.1:$PORT" --seed "$SEED" --connections "$CONNECTIONS" \
+            --rate "$STEADY_RATE" --events "$events" --duration "$STEADY_SECONDS" >"$out" || true
+        stop_pid "$SERVER_PID"
+        rm -rf "$WORK/data-latency-$i"
+        p50s+=("$(field "$out" p50_ms)")
+        p99s+=("$(field "$out" p99_ms)")
+        maxes+=("$(field "$out" max_ms)")
+        rates+=("$(field "$out" events_per_s)")
+        log "p50 $(field "$out" p50_ms) ms, p99 $(field "$out" p99_ms) ms at $(field "$out" events_per_s)/s"
+    done
+    row "ack latency at a steady $STEADY_RATE events/s" "p99 ≤ 5 ms" \
+        "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread)); p50 $(printf '%s\n' "${p50s[@]}" | median) ms; max $(printf '%s\n' "${maxes[@]}" | median) ms; at $(printf '%s\n' "${rates[@]}" | median)/s; load avg $(printf '%s\n' "${loads[@]}" | median)" \
+        "\`roomledger-loadgen --rate $STEADY_RATE --duration $STEADY_SECONDS --events $events --connections $CONNECTIONS\`"
+}
+
+section_fill() {
+    local i rss=() per=() kill_health=() kill_recovery=() replay_rate=() term_health=() term_recovery=() api_p99=() api_p50=() rss_after=() fill_eps=() loads=()
+    for i in $(seq "$FILL_RUNS"); do
+        local data="$WORK/data-fill-$i" logfile="$WORK/server-fill-$i.log" out="$WORK/fill-$i.txt"
+        # No periodic snapshot: the kill -9 restart below replays the whole journal.
+        start_server "$data" "$logfile" ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS=86400
+        wait_healthy "$PORT" "$(now_ms)" "$WORK/health-fill-$i.txt"
+        loads+=("$(loadavg)")
+        log "fill $i/$FILL_RUNS: $FILL_PARTICIPANTS participants in $FILL_ROOMS rooms"
+        "$LOADGEN" --mode fill --target "127.0.0.1:$PORT" --seed "$SEED" --connections "$CONNECTIONS" \
+            --rooms "$FILL_ROOMS" --participants "$FILL_PARTICIPANTS" --server-pid "$SERVER_PID" >"$out" || true
+        rss+=("$(field "$out" rss_bytes)")
+        per+=("$(awk -v r="$(field "$out" rss_bytes)" -v p="$FILL_PARTICIPANTS" 'BEGIN { printf "%.0f", r / p }')")
+        fill_eps+=("$(field "$out" events_per_s)")
+        log "RSS $(field "$out" rss_bytes) bytes"
+
+        log "fill $i: kill -9 and restart (journal replay)"
+        stop_pid "$SERVER_PID" KILL
+        local t0
+        t0=$(now_ms)
+        start_server "$data" "$logfile" ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS=86400
+        wait_healthy "$PORT" "$t0" "$WORK/restart-kill-$i.txt"
+        kill_health+=("$(field "$WORK/restart-kill-$i.txt" ms)")
+        local duration replayed
+        duration=$(recovered_field "$logfile" duration_ms)
+        replayed=$(recovered_field "$logfile" replayed)
+        kill_recovery+=("$duration")
+        replay_rate+=("$(awk -v n="$replayed" -v d="$duration" 'BEGIN { if (d > 0) printf "%.0f", n / (d / 1000); else print "n/a" }')")
+        rss_after+=("$(grep VmRSS "/proc/$SERVER_PID/status" | awk '{ print $2 * 1024 }')")
+        log "restart after kill -9: healthy after $(field "$WORK/restart-kill-$i.txt" ms) ms, recovery $duration ms for $replayed events"
+
+        log "fill $i: GET /api/v1/rooms?limit=50 with webhooks at $STEADY_RATE/s beside it"
+        "$LOADGEN" --mode api --target "127.0.0.1:$PORT" --seed $((SEED + 1000 + i)) --connections "$CONNECTIONS" \
+            --rate "$STEADY_RATE" --duration "$STEADY_SECONDS" >"$WORK/api-$i.txt" || true
+        api_p99+=("$(field "$WORK/api-$i.txt" api_p99_ms)")
+        api_p50+=("$(field "$WORK/api-$i.txt" api_p50_ms)")
+
+        log "fill $i: SIGTERM (final snapshot) and restart"
+        stop_pid "$SERVER_PID" TERM
+        t0=$(now_ms)
+        start_server "$data" "$logfile"
+        wait_healthy "$PORT" "$t0" "$WORK/restart-term-$i.txt"
+        term_health+=("$(field "$WORK/restart-term-$i.txt" ms)")
+        term_recovery+=("$(recovered_field "$logfile" duration_ms)")
+        stop_pid "$SERVER_PID" TERM
+        rm -rf "$data"
+    done
+    row "$FILL_PARTICIPANTS live participants in $FILL_ROOMS live rooms" "≤ 1 GiB RSS" \
+        "$(fmt "$(printf '%s\n' "${rss[@]}" | median | awk '{ print $1 / 1048576 }')") MiB RSS ($(printf '%s\n' "${per[@]}" | median) bytes per participant; $(printf '%s\n' "${rss_after[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB after a restart); filled at $(printf '%s\n' "${fill_eps[@]}" | median) joins/s" \
+        "\`roomledger-loadgen --mode fill --rooms $FILL_ROOMS --participants $FILL_PARTICIPANTS --server-pid PID\`"
+    row "restart with that state after SIGTERM (snapshot)" "serving in ≤ 3 s" \
+        "$(printf '%s\n' "${term_health[@]}" | median) ms to /health 200 (recovery $(printf '%s\n' "${term_recovery[@]}" | median) ms)" \
+        "\`kill -TERM\`, restart, \`roomledger-loadgen --mode health --since-ms T0\`"
+    row "restart after kill -9, whole journal replayed" "serving in ≤ 3 s" \
+        "$(printf '%s\n' "${kill_health[@]}" | median) ms to /health 200 (recovery $(printf '%s\n' "${kill_recovery[@]}" | median) ms)" \
+        "\`kill -9\`, restart, \`roomledger-loadgen --mode health --since-ms T0\`"
+    row "journal replay" "≥ 200,000 events/s" "$(printf '%s\n' "${replay_rate[@]}" | median) events/s (\`replayed\` / \`duration_ms\` of the \"recovered\" log line)" "(same restarts)"
+    row "GET /api/v1/rooms?limit=50, $FILL_ROOMS live rooms, webhooks at $STEADY_RATE/s" "p99 ≤ 10 ms" \
+        "p99 $(printf '%s\n' "${api_p99[@]}" | median) ms, p50 $(printf '%s\n' "${api_p50[@]}" | median) ms; load avg $(printf '%s\n' "${loads[@]}" | median)" \
+        "\`roomledger-loadgen --mode api --rate $STEADY_RATE --duration $STEADY_SECONDS\`"
+}
+
+section_criterion() {
+    log "criterion benchmarks (cargo bench)"
+    cargo bench --quiet -p roomledger-web --bench hot_path >"$WORK/bench-web.txt" 2>&1
+    cargo bench --quiet -p roomledger-actors --bench room --bench snapshot >"$WORK/bench-actors.txt" 2>&1
+    # "name  time: [..]  thrpt: [lo mid hi]" → name and the middle throughput.
+    local name thrpt
+    while read -r name thrpt; do
+        row "criterion \`$name\`" "$(case "$name" in hot_path/*/verify+normalise) echo "≥ 150,000 events/s on one core" ;; *) echo "–" ;; esac)" "$thrpt" "\`cargo bench\`"
+    done < <(cat "$WORK/bench-web.txt" "$WORK/bench-actors.txt" | awk '
+        /^[a-z_]+\/[^ ]+/ { name = $1 }
+        /thrpt:/ && name != "" { sub(/.*thrpt: *\[[^ ]+ [^ ]+ /, ""); split($0, a, " "); print name, a[1] " " a[2]; name = "" }')
+}
+
+for section in $SECTIONS; do
+    "section_$section"
+done
+
+echo
+echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), generator on the same machine; medians of $RUNS runs ($FILL_RUNS for the fill)."
+echo
+echo "| target | goal | measured | command |"
+echo "|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}"

@@ -1,0 +1,160 @@
+//! The webhook hot path per provider without HTTP: `verify` (signature over the raw body) +
+//! `normalise` (parse and map to events) of realistic signed bodies, the CPU work `receive` does
+//! for every request before it queues the event. Throughput is events per second on one core.
+//!
+//! `cargo bench -p roomledger-web --bench hot_path`
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roomledger_web::providers::agora::{Agora, AgoraConfig};
+use roomledger_web::providers::livekit::{Livekit, LivekitConfig};
+use roomledger_web::providers::{Adapter, Delivery, Secret, signing};
+
+const AGORA_SECRET: &str = "bench-agora-secret";
+const LIVEKIT_KEY: &str = "APIbench";
+const LIVEKIT_SECRET: &str = "bench-livekit-secret";
+/// When the bodies were "sent"; deliveries arrive a second later.
+const ISSUED_AT: i64 = 1_763_000_000;
+
+/// A channel's life as NCS reports it: create, joins, a role change, leaves.
+const AGORA_BODIES: [&str; 5] = [
+    r#"{"noticeId":"42:1:101","productId":1,"eventType":101,"notifyMs":1763000000180,"sid":"0000002A000000000000000000000001","payload":{"channelName":"s42-r000001","ts":1763000000}}"#,
+    r#"{"noticeId":"42:2:105","productId":1,"eventType":105,"notifyMs":1763000012672,"sid":"0000002A000000000000000000000001","payload":{"channelName":"s42-r000001","uid":4201000017,"platform":7,"clientSeq":17630000120000,"ts":1763000012,"account":"user-1-17"}}"#,
+    r#"{"noticeId":"42:3:111","productId":1,"eventType":111,"notifyMs":1763000300412,"sid":"0000002A000000000000000000000001","payload":{"channelName":"s42-r000001","uid":4201000017,"platform":7,"clientSeq":17630003000001,"ts":1763000300,"account":"user-1-17"}}"#,
+    r#"{"noticeId":"42:4:107","productId":1,"eventType":107,"notifyMs":1763000013101,"sid":"0000002A000000000000000000000001","payload":{"channelName":"s42-r000001","uid":4201000018,"platform":1,"clientSeq":17630000130000,"ts":1763000013,"account":"user-1-18"}}"#,
+    r#"{"noticeId":"42:5:104","productId":1,"eventType":104,"notifyMs":1763000912801,"sid":"0000002A000000000000000000000001","payload":{"channelName":"s42-r000001","uid":4201000017,"platform":7,"clientSeq":17630009120002,"ts":1763000912,"account":"user-1-17","reason":1,"duration":900}}"#,
+];
+
+/// A LiveKit room's life as its webhooks report it.
+const LIVEKIT_BODIES: [&str; 5] = [
+    r#"{"event":"room_started","room":{"sid":"RM_42x1","name":"s42-r000001","emptyTimeout":300,"departureTimeout":20,"creationTime":"1763000000","turnPassword":"2Pvdj+/WV1xV4EkB8klJ9xkXDWY=","enabledCodecs":[{"mime":"audio/opus"},{"mime":"video/VP8"},{"mime":"video/H264"}]},"id":"EV_42_1","createdAt":"1763000000"}"#,
+    r#"{"event":"participant_joined","room":{"sid":"RM_42x1","name":"s42-r000001","emptyTimeout":300,"departureTimeout":20,"creationTime":"1763000012"},"participant":{"sid":"PA_42x17","identity":"user-1-17","state":"ACTIVE","joinedAt":"1763000012","joinedAtMs":"1763000012456","name":"user 1 17","version":2,"permission":{"canSubscribe":true,"canPublish":true,"canPublishData":true},"region":"eu-central"},"id":"EV_42_2","createdAt":"1763000012"}"#,
+    r#"{"event":"track_published","room":{"sid":"RM_42x1","name":"s42-r000001","emptyTimeout":300,"departureTimeout":20,"creationTime":"1763000015"},"participant":{"sid":"PA_42x17","identity":"user-1-17","state":"ACTIVE","joinedAt":"1763000012","joinedAtMs":"1763000012456","name":"user 1 17","version":2,"permission":{"canSubscribe":true,"canPublish":true,"canPublishData":true},"region":"eu-central"},"track":{"sid":"TR_00000011","type":"AUDIO","source":"MICROPHONE","mimeType":"audio/opus","mid":"1","stream":"microphone"},"id":"EV_42_3","createdAt":"1763000015"}"#,
+    r#"{"event":"participant_left","room":{"sid":"RM_42x1","name":"s42-r000001","emptyTimeout":300,"departureTimeout":20,"creationTime":"1763000912"},"participant":{"sid":"PA_42x17","identity":"user-1-17","state":"DISCONNECTED","joinedAt":"1763000012","joinedAtMs":"1763000012456","name":"user 1 17","version":5,"permission":{"canSubscribe":true,"canPublish":true,"canPublishData":true},"region":"eu-central","isPublisher":true,"disconnectReason":"CLIENT_INITIATED"},"id":"EV_42_4","createdAt":"1763000912"}"#,
+    r#"{"event":"room_finished","room":{"sid":"RM_42x1","name":"s42-r000001","emptyTimeout":300,"departureTimeout":20,"creationTime":"1763003600","turnPassword":"2Pvdj+/WV1xV4EkB8klJ9xkXDWY=","enabledCodecs":[{"mime":"audio/opus"},{"mime":"video/VP8"},{"mime":"video/H264"}]},"id":"EV_42_5","createdAt":"1763003600"}"#,
+];
+
+fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).expect("signatures are visible ASCII"),
+        );
+    }
+    map
+}
+
+fn run<A: Adapter>(
+    c: &mut Criterion,
+    name: &str,
+    adapter: &A,
+    app: Option<&str>,
+    requests: &[(HeaderMap, &str)],
+) {
+    let received_ms = (ISSUED_AT + 1) * 1000;
+    // Every body must pass, or the benchmark would time the error path.
+    for (headers, body) in requests {
+        let delivery = Delivery {
+            headers,
+            body: body.as_bytes(),
+            path_app: app,
+            query: None,
+            received_ms,
+        };
+        let verified = adapter.verify(&delivery).expect("a signed body verifies");
+        adapter
+            .normalise(&verified, body.as_bytes())
+            .expect("a realistic body normalises");
+    }
+    let mut group = c.benchmark_group("hot_path");
+    group.throughput(Throughput::Elements(requests.len() as u64));
+    group.bench_function(format!("{name}/verify+normalise"), |b| {
+        b.iter(|| {
+            for (headers, body) in requests {
+                let delivery = Delivery {
+                    headers,
+                    body: body.as_bytes(),
+                    path_app: app,
+                    query: None,
+                    received_ms,
+                };
+                let verified = adapter.verify(&delivery).expect("verifies");
+                std::hint::black_box(
+                    adapter
+                        .normalise(&verified, body.as_bytes())
+                        .expect("normalises"),
+                );
+            }
+        })
+    });
+    group.bench_function(format!("{name}/verify"), |b| {
+        b.iter(|| {
+            for (headers, body) in requests {
+                let delivery = Delivery {
+                    headers,
+                    body: body.as_bytes(),
+                    path_app: app,
+                    query: None,
+                    received_ms,
+                };
+                std::hint::black_box(adapter.verify(&delivery).expect("verifies"));
+            }
+        })
+    });
+    group.finish();
+}
+
+fn agora(c: &mut Criterion) {
+    let adapter = Agora::new(&AgoraConfig {
+        secret: Secret::new(AGORA_SECRET),
+        allow_unsigned: false,
+    });
+    // NCS sends both signatures; the adapter checks V2.
+    let requests: Vec<(HeaderMap, &str)> = AGORA_BODIES
+        .iter()
+        .map(|body| {
+            let map = headers(&[
+                (
+                    "agora-signature",
+                    signing::agora_signature_v1(AGORA_SECRET, body.as_bytes()),
+                ),
+                (
+                    "agora-signature-v2",
+                    signing::agora_signature_v2(AGORA_SECRET, body.as_bytes()),
+                ),
+                ("content-type", "application/json".into()),
+            ]);
+            (map, *body)
+        })
+        .collect();
+    run(c, "agora", &adapter, Some("bench-app"), &requests);
+}
+
+fn livekit(c: &mut Criterion) {
+    let adapter = Livekit::new(&LivekitConfig {
+        keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
+        allow_unsigned: false,
+    });
+    let requests: Vec<(HeaderMap, &str)> = LIVEKIT_BODIES
+        .iter()
+        .map(|body| {
+            let token = signing::livekit_token(
+                LIVEKIT_KEY,
+                LIVEKIT_SECRET,
+                body.as_bytes(),
+                ISSUED_AT,
+                300,
+            );
+            let map = headers(&[
+                ("authorization", token),
+                ("content-type", "application/webhook+json".into()),
+            ]);
+            (map, *body)
+        })
+        .collect();
+    run(c, "livekit", &adapter, None, &requests);
+}
+
+criterion_group!(benches, agora, livekit);
+criterion_main!(benches);
