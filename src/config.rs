@@ -52,6 +52,7 @@ pub struct ServerConfig {
     pub api_token: Secret,
     pub keep_alive_seconds: u64,
     pub request_timeout_ms: u64,
+    pub body_timeout_ms: u64,
     pub max_connections: usize,
 }
 
@@ -148,6 +149,7 @@ impl Config {
         let positive = [
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             ("server.request_timeout_ms", self.server.request_timeout_ms),
+            ("server.body_timeout_ms", self.server.body_timeout_ms),
             ("server.max_connections", self.server.max_connections as u64),
             ("journal.queue", self.journal.queue as u64),
             ("journal.max_batch", self.journal.max_batch as u64),
@@ -254,15 +256,27 @@ fn secs_to_ms(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
+/// Keys whose values are secrets (a map's values, for `keys`): errors about them name the key,
+/// never the value, since the message goes to the log.
+const SECRET_KEYS: [&str; 6] = [
+    "server.api_token",
+    "agora.secret",
+    "livekit.keys",
+    "plugnmeet.keys",
+    "twitch.secret",
+    "acrcloud.token",
+];
+
 /// figment's errors, one per line, each naming the key and where its value came from.
 fn describe(error: figment::Error) -> String {
     error
         .into_iter()
         .map(|e| {
+            let path = e.path.join(".");
             let key = if e.path.is_empty() {
                 String::new()
             } else {
-                format!("`{}`: ", e.path.join("."))
+                format!("`{path}`: ")
             };
             let source = e
                 .metadata
@@ -272,10 +286,43 @@ fn describe(error: figment::Error) -> String {
                     None => format!(" (from {})", m.name),
                 })
                 .unwrap_or_default();
-            format!("{key}{}{source}", e.kind)
+            format!("{key}{}{source}", kind_text(&path, &e.kind))
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// An error's description without any secret in it. figment describes a value of the wrong
+/// type by quoting it, so for secret keys only the expected type is told; a TOML syntax error
+/// quotes the offending line of the file, which may hold a secret, so only its position and
+/// the complaint are kept.
+fn kind_text(path: &str, kind: &figment::error::Kind) -> String {
+    use figment::error::Kind;
+    let secret = SECRET_KEYS
+        .iter()
+        .any(|key| path == *key || path.strip_prefix(key).is_some_and(|r| r.starts_with('.')));
+    match kind {
+        Kind::InvalidType(_, expected) if secret => {
+            format!("invalid type: expected {expected} (the value is a secret and not shown)")
+        }
+        Kind::InvalidValue(_, expected) if secret => {
+            format!("invalid value: expected {expected} (the value is a secret and not shown)")
+        }
+        Kind::Message(message) => message
+            .lines()
+            .filter(|line| {
+                // The excerpt: "  |", "3 | secret = ...", "  |      ^".
+                let gutter = line
+                    .trim_start()
+                    .trim_start_matches(|c: char| c.is_ascii_digit());
+                !gutter.trim_start().starts_with('|')
+            })
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join(": "),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +336,7 @@ mod tests {
         let config = Config::from_toml("").unwrap();
         assert_eq!(config.server.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(config.server.max_body_bytes, 1_048_576);
+        assert_eq!(config.server.body_timeout_ms, 10_000);
         assert_eq!(config.storage.path, PathBuf::from("data"));
         assert!(config.livekit.keys.is_empty());
         assert!(config.agora.secret.is_empty());
@@ -383,6 +431,77 @@ mod tests {
         );
         let warned = Config::from_toml("[acrcloud]\nallow_unsigned = true\n").unwrap();
         assert!(warned.warnings().iter().any(|w| w.starts_with("acrcloud")));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output_and_config_errors() {
+        let secrets = [
+            "api-token-b7e2",
+            "agora-secret-91c4",
+            "livekit-secret-5d0a",
+            "plugnmeet-secret-3f6e",
+            "twitch-secret-c8a1",
+            "acrcloud-token-2b9d",
+        ];
+        let config = Config::from_toml(&format!(
+            "[server]\napi_token = \"{}\"\n[agora]\nsecret = \"{}\"\n\
+             [livekit]\nkeys = {{ APIkey = \"{}\" }}\n[plugnmeet]\nkeys = {{ pnm = \"{}\" }}\n\
+             [twitch]\nsecret = \"{}\"\n[acrcloud]\ntoken = \"{}\"\n",
+            secrets[0], secrets[1], secrets[2], secrets[3], secrets[4], secrets[5]
+        ))
+        .unwrap();
+        assert_eq!(config.twitch.secret.expose(), secrets[4]);
+        let shown = [
+            format!("{config:?}"),
+            format!("{config:#?}"),
+            format!("{:?}", config.web_settings()),
+            format!("{:?}", config.engine_settings()),
+        ];
+        for text in &shown {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{secret} in {text}");
+            }
+        }
+        // The API key names a key, it is not the secret: it stays visible.
+        assert!(shown[0].contains("APIkey"), "{}", shown[0]);
+
+        // A secret of the wrong type, a map given as text, a syntax error on a secret's line:
+        // the errors name the key and the place, never the value.
+        let broken = [
+            (
+                "[server]\napi_token = 918273645512\n",
+                "918273645512",
+                "server.api_token",
+            ),
+            (
+                "[livekit]\nkeys = \"APIkey=livekit-5ecret\"\n",
+                "livekit-5ecret",
+                "livekit.keys",
+            ),
+            (
+                "[plugnmeet]\nkeys = { pnm = 7733991155 }\n",
+                "7733991155",
+                "plugnmeet.keys.pnm",
+            ),
+            (
+                "[twitch]\nsecret = [\"tw-5ecret-in-a-list\"]\n",
+                "tw-5ecret-in-a-list",
+                "twitch.secret",
+            ),
+            (
+                "[acrcloud]\ntoken = \"acr-5ecret-unterminated\n",
+                "acr-5ecret-unterminated",
+                "line 2",
+            ),
+        ];
+        for (toml, secret, named) in broken {
+            let error = Config::from_toml(toml).unwrap_err().to_string();
+            assert!(!error.contains(secret), "{secret} shown in: {error}");
+            assert!(error.contains(named), "{named} not named in: {error}");
+        }
+        // Other keys keep the value in the message: it is what helps to fix them.
+        let error = Config::from_toml("[server]\nworkers = \"many\"\n").unwrap_err();
+        assert!(error.to_string().contains("many"), "{error}");
     }
 
     #[test]

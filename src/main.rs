@@ -91,7 +91,10 @@ fn init_tracing(log: &LogConfig) {
 
 async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Arc::new(Engine::start(&config.engine_settings())?);
-    let state = web::Data::new(AppState::new(engine.clone(), &config.web_settings()));
+    let state = web::Data::new(
+        AppState::new(engine.clone(), &config.web_settings())
+            .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms)),
+    );
     let app_state = state.clone();
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -101,7 +104,14 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
             .workers(workers)
             .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
+            // The limits on slow and idle clients. actix closes a connection whose first request
+            // head is not complete within the request timeout and an idle keep-alive connection
+            // after `keep_alive`; the body deadline is enforced by the webhook handlers
+            // (`with_body_timeout` above); a client that does not let its connection close is
+            // dropped after a second. `max_connection_rate` is not set: it only limits TLS
+            // handshakes, and roomledger serves plain HTTP.
             .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
+            .client_disconnect_timeout(Duration::from_secs(1))
             .max_connections(config.server.max_connections)
             .shutdown_timeout(10)
             // Signals are ours: the server stops accepting, then the engine drains and snapshots.

@@ -350,7 +350,7 @@ pub struct ParticipantSession {
 
 impl ParticipantSession {
     pub fn duration_ms(&self) -> i64 {
-        (self.left_ms - self.joined_ms).max(0)
+        self.left_ms.saturating_sub(self.joined_ms).max(0)
     }
 }
 

@@ -135,6 +135,16 @@ pub struct Accrual {
     pub room_ms: i64,
 }
 
+impl Accrual {
+    /// Adds time. Durations here are differences of provider times, and all of this arithmetic
+    /// saturates: times at the edges of `i64` (which no adapter produces, but a journal entry
+    /// could hold) must give a large count, not a panic (debug) or a wrapped negative (release).
+    fn add(&mut self, participant_ms: i64, room_ms: i64) {
+        self.participant_ms = self.participant_ms.saturating_add(participant_ms);
+        self.room_ms = self.room_ms.saturating_add(room_ms);
+    }
+}
+
 const EARLY_STARTS_KEPT: usize = 4;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -206,7 +216,7 @@ impl Instance {
             match (is_end, open) {
                 (false, None) => open = Some(at),
                 (true, Some(from)) => {
-                    total += (at - from).max(0);
+                    total = at.saturating_sub(from).max(0).saturating_add(total);
                     open = None;
                 }
                 _ => {}
@@ -214,7 +224,7 @@ impl Instance {
         }
         let running = open.is_some();
         if let Some(from) = open {
-            total += (until - from).max(0);
+            total = until.saturating_sub(from).max(0).saturating_add(total);
         }
         (total, running)
     }
@@ -242,7 +252,10 @@ impl Instance {
         let mut edges: Vec<(i64, i32)> = Vec::with_capacity(self.sessions.len() * 2);
         let mut participant_ms = 0;
         for (&(_, joined), &left) in &self.sessions {
-            participant_ms += (left - joined).max(0);
+            participant_ms = left
+                .saturating_sub(joined)
+                .max(0)
+                .saturating_add(participant_ms);
             edges.push((joined, 1));
             edges.push((left.max(joined), -1));
         }
@@ -425,8 +438,7 @@ impl Room {
                 let remainder =
                     self.streams
                         .apply(event, now_ms, settings.stream_grace_ms, &mut effects);
-                self.accrual.pending.participant_ms += remainder;
-                self.accrual.pending.room_ms += remainder;
+                self.accrual.pending.add(remainder, remainder);
             }
             // Records are written by the store, never applied by a room (the directory does not
             // send them here); nothing in them is room state.
@@ -445,8 +457,7 @@ impl Room {
             let remainder =
                 self.streams
                     .settle(&self.key, now_ms, settings.stream_grace_ms, &mut effects);
-            self.accrual.pending.participant_ms += remainder;
-            self.accrual.pending.room_ms += remainder;
+            self.accrual.pending.add(remainder, remainder);
         }
         // A silent participant is closed at the moment its timeout ran out, not at this tick:
         // that moment follows from journaled arrival times alone, so a replay after a crash
@@ -506,7 +517,7 @@ impl Room {
             if let Some(live) = &tracked.live {
                 let from = tracked.accrued_until_ms.max(live.joined_ms);
                 if now_ms > from {
-                    accrual.participant_ms += now_ms - from;
+                    accrual.add(now_ms.saturating_sub(from), 0);
                     tracked.accrued_until_ms = now_ms;
                 }
             }
@@ -514,14 +525,13 @@ impl Room {
         if let Some(current) = &self.current {
             let from = self.accrual.room_accrued_until_ms.max(current.started_ms);
             if now_ms > from {
-                accrual.room_ms += now_ms - from;
+                accrual.add(0, now_ms.saturating_sub(from));
                 self.accrual.room_accrued_until_ms = now_ms;
             }
         }
         // A stream is room time and its broadcaster's participant time at once.
         let streamed = self.streams.accrue(now_ms);
-        accrual.participant_ms += streamed;
-        accrual.room_ms += streamed;
+        accrual.add(streamed, streamed);
         accrual
     }
 
@@ -759,7 +769,7 @@ impl Room {
         instance.ended_ms = Some(end);
         instance.end_reason = Some(reason.to_owned());
         let from = self.accrual.room_accrued_until_ms.max(instance.started_ms);
-        self.accrual.pending.room_ms += (end - from).max(0);
+        self.accrual.pending.add(0, end.saturating_sub(from).max(0));
         self.accrual.room_accrued_until_ms = 0;
         self.remember_ended(instance, settings);
         // Participants of the ended instance close at its end; `file_session` holds back the
@@ -920,6 +930,10 @@ impl Room {
             .participants
             .get_mut(&id)
             .expect("invariant: inserted above and not removed since");
+        // `ensure_current` may have ended the current instance and so settled (dropped) the
+        // start of this very window: the place found above may be past its end now, or in the
+        // wrong spot. Sorting is by `seq`, so finding it again is always right.
+        let position = tracked.window.partition_point(|s| s.seq < seen.seq);
         tracked.window.insert(position, seen);
         self.rederive(&id, now_ms, effects);
     }
@@ -1036,7 +1050,7 @@ impl Room {
                     .iter()
                     .find(|s| s.joined_ms == before.joined_ms)
                     .map_or(now_ms, |s| s.left_ms);
-                self.accrual.pending.participant_ms += (end - from).max(0);
+                self.accrual.pending.add(end.saturating_sub(from).max(0), 0);
             }
             _ => {}
         }

@@ -4,3 +4,6 @@
 mod support;
 
 mod crash;
+mod crash_points;
+mod secrets;
+mod storage_faults;

@@ -14,6 +14,7 @@ use roomledger_actors::room::RoomView;
 use roomledger_actors::store::{Page, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -513,23 +514,81 @@ pub async fn require_token(
         .map(|state| state.api_token.clone())
         .unwrap_or_default();
     if !expected.is_empty() {
-        let from_header = request
+        let mut headers = request
             .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
+            .get_all(actix_web::http::header::AUTHORIZATION);
+        let from_header = headers
+            .next()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .map(str::to_owned);
+        // Two Authorization headers are ambiguous: refused, whichever of them is right.
+        if headers.next().is_some() {
+            return Err(ApiError::Unauthorized.into());
+        }
         let from_query = web::Query::<TokenQuery>::from_query(request.query_string())
             .ok()
             .and_then(|q| q.into_inner().token);
         let given = from_header.or(from_query).unwrap_or_default();
-        let matches: bool = given.as_bytes().ct_eq(expected.expose().as_bytes()).into();
-        if !matches {
+        // Digests of equal length, so the comparison does not even reveal the token's length
+        // (comparing the slices directly returns early when the lengths differ).
+        let given = Sha256::digest(given.as_bytes());
+        let wanted = Sha256::digest(expected.expose().as_bytes());
+        if !bool::from(given.ct_eq(&wanted)) {
             return Err(ApiError::Unauthorized.into());
         }
     }
     next.call(request).await
+}
+
+/// Refuses a request whose path or query holds a percent-escape that does not decode to UTF-8
+/// (`%FF`). actix decodes such escapes lossily, to U+FFFD, so without this check the request
+/// would silently name something other than what was sent.
+pub async fn refuse_undecodable(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    decodable_target(request.uri())?;
+    next.call(request).await
+}
+
+/// Whether the path and the query of `uri` percent-decode to UTF-8; 400 if not.
+pub(crate) fn decodable_target(uri: &actix_web::http::Uri) -> Result<(), ApiError> {
+    let decodes = |text: &str| {
+        let bytes = text.as_bytes();
+        let mut decoded = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let escaped = (bytes[i] == b'%')
+                .then(|| bytes.get(i + 1..i + 3))
+                .flatten()
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+            match escaped {
+                Some(byte) => {
+                    decoded.push(byte);
+                    i += 3;
+                }
+                None => {
+                    decoded.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        std::str::from_utf8(&decoded).is_ok()
+    };
+    if !decodes(uri.path()) {
+        return Err(ApiError::BadRequest(
+            "the path holds a percent-escape that is not UTF-8".into(),
+        ));
+    }
+    if !uri.query().is_none_or(decodes) {
+        return Err(ApiError::BadRequest(
+            "the query string holds a percent-escape that is not UTF-8".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

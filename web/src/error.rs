@@ -26,6 +26,8 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("the body could not be read: {0}")]
     BodyUnreadable(String),
+    #[error("the body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u128 },
     #[error("content type {0:?} is not accepted here; send {1}")]
     UnsupportedMediaType(String, &'static str),
     #[error("{0}")]
@@ -60,6 +62,7 @@ impl ApiError {
             ApiError::Store(_) => "unavailable",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyUnreadable(_) => "malformed",
+            ApiError::BodyTimeout { .. } => "request_timeout",
             ApiError::UnsupportedMediaType(..) => "unsupported_media_type",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
@@ -107,6 +110,7 @@ impl ResponseError for ApiError {
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyUnreadable(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedMediaType(..) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,

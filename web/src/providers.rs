@@ -6,6 +6,8 @@
 
 pub mod acrcloud;
 pub mod agora;
+#[cfg(test)]
+mod fuzz;
 mod jwt;
 pub mod livekit;
 pub mod plugnmeet;
@@ -142,15 +144,49 @@ impl fmt::Debug for Secret {
 }
 
 /// Reads a header as UTF-8 text, trimmed. `Ok(None)` when absent.
+///
+/// A header sent more than once is refused: none of the headers adapters read is a list, and
+/// reading only the first of two would let a sender (or a proxy in between) have a request
+/// verified with one value while something else acts on the other.
 pub(crate) fn header_text<'a>(
     headers: &'a HeaderMap,
     name: &'static str,
 ) -> Result<Option<&'a str>, VerifyError> {
-    match headers.get(name) {
-        None => Ok(None),
-        Some(value) => value
-            .to_str()
-            .map(|text| Some(text.trim()))
-            .map_err(|_| VerifyError::BadHeader(name, "not visible ASCII".into())),
+    let mut values = headers.get_all(name);
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(VerifyError::BadHeader(name, "sent more than once".into()));
     }
+    value
+        .to_str()
+        .map(|text| Some(text.trim()))
+        .map_err(|_| VerifyError::BadHeader(name, "not visible ASCII".into()))
+}
+
+/// Longest app name accepted from a webhook path (Agora App IDs are 32 characters, Twitch apps
+/// are names the operator picks).
+pub(crate) const MAX_PATH_APP_BYTES: usize = 256;
+
+/// The app named by a webhook path segment (`{app_id}`, `{app}`), already percent-decoded. It
+/// becomes part of a room's key and a path segment of the read API, so it must read back as
+/// exactly one segment: 1 to [`MAX_PATH_APP_BYTES`] bytes, no `/` (a decoded `%2F`), no control
+/// characters, and not `.` or `..`, which clients and proxies rewrite.
+pub(crate) fn path_app(
+    what: &'static str,
+    hint: &'static str,
+    app: &str,
+) -> Result<String, VerifyError> {
+    let refuse = |why: &str| Err(VerifyError::BadHeader(what, format!("{why}; {hint}")));
+    if app.trim().is_empty() {
+        return refuse("empty");
+    }
+    if app.len() > MAX_PATH_APP_BYTES {
+        return refuse(&format!("longer than {MAX_PATH_APP_BYTES} bytes"));
+    }
+    if app == "." || app == ".." || app.contains('/') || app.chars().any(char::is_control) {
+        return refuse("not a plain name (`/`, `.`, `..` and control characters are refused)");
+    }
+    Ok(app.to_owned())
 }

@@ -29,6 +29,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(api::require_token))
+                    .wrap(from_fn(api::refuse_undecodable))
                     .route("/rooms", web::get().to(api::rooms))
                     .route("/rooms/{provider}/{app}/{room}", web::get().to(api::room))
                     .route(

@@ -1,6 +1,7 @@
 //! What every handler shares: the engine and the configured provider adapters.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use roomledger_actors::Engine;
 use tokio::sync::watch;
@@ -26,6 +27,10 @@ pub struct WebSettings {
     pub acrcloud: AcrcloudConfig,
 }
 
+/// The body read deadline unless [`AppState::with_body_timeout`] sets another; the default of
+/// `[server] body_timeout_ms` in config.toml.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub agora: Agora,
@@ -34,6 +39,9 @@ pub struct AppState {
     pub twitch: Twitch,
     pub acrcloud: Acrcloud,
     pub max_body_bytes: usize,
+    /// The whole webhook body must arrive within this time of the handler starting to read it
+    /// (`[server] body_timeout_ms`); see [`AppState::with_body_timeout`].
+    pub body_timeout: Duration,
     pub api_token: Secret,
     /// Flips to `true` when the server is stopping, so long-lived streams end instead of
     /// holding the graceful shutdown open until its timeout.
@@ -50,9 +58,19 @@ impl AppState {
             twitch: Twitch::new(&settings.twitch),
             acrcloud: Acrcloud::new(&settings.acrcloud),
             max_body_bytes: settings.max_body_bytes,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             api_token: settings.api_token.clone(),
             stopping: watch::Sender::new(false),
         }
+    }
+
+    /// Sets the body read deadline. It sits with the HTTP server's own limits (request head
+    /// timeout, keep-alive), which `main` applies to the server: actix bounds the time to read
+    /// a request head but not its body, so a client trickling a body would otherwise keep its
+    /// request open for as long as it likes.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> AppState {
+        self.body_timeout = timeout;
+        self
     }
 
     /// Ends every open event stream; called when the server begins to stop.

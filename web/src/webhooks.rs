@@ -4,8 +4,11 @@
 //! entry are the same for all of them. A 2xx is only ever sent once `submit` said the event is
 //! durable, except for a verified challenge (Twitch), which asks for nothing to be kept.
 
-use std::time::Instant;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use actix_web::body::{BodySize, BoxBody, MessageBody};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
@@ -102,7 +105,7 @@ pub async fn receive<A: Adapter>(
     adapter: &A,
     path_app: Option<&str>,
     request: &HttpRequest,
-    body: web::Payload,
+    mut payload: web::Payload,
 ) -> HttpResponse {
     let started = Instant::now();
     let received_ms = roomledger_actors::now_ms();
@@ -120,8 +123,15 @@ pub async fn receive<A: Adapter>(
         ..Seen::default()
     };
     let result = async {
+        crate::api::decodable_target(request.uri())?;
         check_content_type::<A>(request)?;
-        let body = read_body(request, body, state.max_body_bytes).await?;
+        let body = read_body(
+            request,
+            &mut payload,
+            state.max_body_bytes,
+            state.body_timeout,
+        )
+        .await?;
         seen.body_bytes = body.len() as u64;
         let query = request.query_string();
         let delivery = Delivery {
@@ -188,7 +198,10 @@ pub async fn receive<A: Adapter>(
                     tracing::warn!(provider, %peer, code = error.code(), %error, "webhook rejected")
                 }
             }
-            let response = actix_web::ResponseError::error_response(&error);
+            let mut response = actix_web::ResponseError::error_response(&error);
+            if matches!(error, ApiError::BodyTimeout { .. }) {
+                response = close_after(response, payload);
+            }
             (response, error.outcome(), None)
         }
     };
@@ -233,9 +246,15 @@ fn observe_events(state: &AppState, provider: &str, event_times: &[i64], receive
 }
 
 fn check_content_type<A: Adapter>(request: &HttpRequest) -> Result<(), ApiError> {
-    let Some(value) = request.headers().get(header::CONTENT_TYPE) else {
+    let mut values = request.headers().get_all(header::CONTENT_TYPE);
+    let Some(value) = values.next() else {
         return Ok(());
     };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "Content-Type is sent more than once".into(),
+        ));
+    }
     let text = value.to_str().unwrap_or_default();
     let essence = text
         .split(';')
@@ -257,10 +276,25 @@ fn check_content_type<A: Adapter>(request: &HttpRequest) -> Result<(), ApiError>
 }
 
 /// Reads the whole body, refusing more than `limit` bytes before reading them where the
-/// length is announced, and as soon as the limit is passed where it is not.
+/// length is announced, and as soon as the limit is passed where it is not. The whole body must
+/// arrive within `deadline`, however it is sent: a client that trickles it (or announces more
+/// than it sends) gets 408 instead of holding the request open.
 async fn read_body(
     request: &HttpRequest,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
+    limit: usize,
+    deadline: Duration,
+) -> Result<web::Bytes, ApiError> {
+    tokio::time::timeout(deadline, read_body_within(request, payload, limit))
+        .await
+        .unwrap_or(Err(ApiError::BodyTimeout {
+            limit_ms: deadline.as_millis(),
+        }))
+}
+
+async fn read_body_within(
+    request: &HttpRequest,
+    payload: &mut web::Payload,
     limit: usize,
 ) -> Result<web::Bytes, ApiError> {
     if let Some(length) = request.headers().get(header::CONTENT_LENGTH) {
@@ -282,4 +316,38 @@ async fn read_body(
         body.extend_from_slice(&chunk);
     }
     Ok(body.freeze())
+}
+
+/// `response`, made to close its connection once sent. actix reads the rest of a chunked body
+/// that a handler dropped unread, to reuse the connection; after a body timeout that would let
+/// the slow client keep the connection for as long as it trickles. While the payload is still
+/// held when the answer goes out, actix closes the connection instead, so the answer's body
+/// keeps it until then.
+fn close_after(response: HttpResponse, payload: web::Payload) -> HttpResponse {
+    response.map_body(|_, body| {
+        BoxBody::new(HoldingPayload {
+            body,
+            _payload: payload,
+        })
+    })
+}
+
+struct HoldingPayload {
+    body: BoxBody,
+    _payload: web::Payload,
+}
+
+impl MessageBody for HoldingPayload {
+    type Error = <BoxBody as MessageBody>::Error;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
 }

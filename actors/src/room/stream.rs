@@ -152,7 +152,7 @@ impl Streams {
                 });
             }
             let from = self.accrued_until_ms.max(first.started_ms);
-            remainder += (end - from).max(0);
+            remainder = end.saturating_sub(from).max(0).saturating_add(remainder);
             self.accrued_until_ms = self.accrued_until_ms.max(end);
             let session = ParticipantSession {
                 room: key.clone(),
@@ -276,7 +276,7 @@ impl Streams {
             let end = stream.ended_ms.unwrap_or(now_ms).min(now_ms);
             let from = self.accrued_until_ms.max(stream.started_ms);
             if end > from {
-                counted += end - from;
+                counted = end.saturating_sub(from).saturating_add(counted);
                 until = until.max(end);
             }
         }

@@ -10,8 +10,6 @@
 //! Each callback becomes one [`EventKind::FileScanned`] record with the event id
 //! `file_id:state`, so a re-delivered state is a duplicate and each state of a file is kept once.
 
-use std::collections::HashMap;
-
 use roomledger_actors::model::{Event, EventKind, FileScan, Provider, RoomKey};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -70,13 +68,23 @@ impl Adapter for Acrcloud {
                 Err(VerifyError::NotConfigured("acrcloud"))
             };
         }
-        let from_query = delivery
+        let mut in_query = delivery
             .query
             .and_then(|query| {
-                actix_web::web::Query::<HashMap<String, String>>::from_query(query).ok()
+                actix_web::web::Query::<Vec<(String, String)>>::from_query(query).ok()
             })
-            .and_then(|query| query.into_inner().remove("token"))
-            .filter(|token| !token.is_empty());
+            .map(|query| query.into_inner())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| name == "token")
+            .map(|(_, token)| token);
+        let from_query = in_query.next().filter(|token| !token.is_empty());
+        // Two tokens are ambiguous (which one was checked?): refused, whichever is right.
+        if in_query.next().is_some() {
+            return Err(VerifyError::BadToken(
+                "the token is given more than once in the query".into(),
+            ));
+        }
         let from_header = header_text(delivery.headers, "Authorization")?
             .and_then(|value| {
                 value

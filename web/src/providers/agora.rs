@@ -17,7 +17,9 @@ use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde_json::{Map, Value};
 
 use super::signing::{agora_mac_v1, agora_mac_v2};
-use super::{Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+use super::{
+    Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text, path_app,
+};
 
 const SIGNATURE_V2: &str = "Agora-Signature-V2";
 const SIGNATURE_V1: &str = "Agora-Signature";
@@ -61,15 +63,11 @@ impl Adapter for Agora {
     /// absent, over the raw body. NCS sends both; V2 is preferred because SHA-1 is the weaker
     /// hash. The app is the `{app_id}` path segment: NCS has no header naming it.
     fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
-        let app = match delivery.path_app {
-            Some(app) if !app.trim().is_empty() => app.to_owned(),
-            _ => {
-                return Err(VerifyError::BadHeader(
-                    "app id path segment",
-                    "deliveries must be posted to /webhooks/agora/{app_id}".into(),
-                ));
-            }
-        };
+        let app = path_app(
+            "app id path segment",
+            "deliveries must be posted to /webhooks/agora/{app_id}",
+            delivery.path_app.unwrap_or_default(),
+        )?;
         if self.secret.is_empty() {
             return if self.allow_unsigned {
                 Ok(Verified::app(app))

@@ -13,7 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
 
 use super::signing::livekit_body_sha256;
 use super::{Delivery, Secret, Verified, VerifyError};
@@ -108,6 +109,18 @@ pub(super) fn verify(
         }
     };
     let Some(secret) = keys.get(&api_key) else {
+        // A sender that swapped key and secret puts the secret in `iss`: it must not be
+        // echoed into the log and the answer. Every secret is compared, in constant time.
+        let named = Sha256::digest(api_key.as_bytes());
+        let is_secret = keys.values().fold(Choice::from(0), |found, secret| {
+            found | Sha256::digest(secret.expose().as_bytes()).ct_eq(&named)
+        });
+        if bool::from(is_secret) {
+            return Err(VerifyError::BadToken(
+                "the token names an API secret as its key (iss); are key and secret swapped?"
+                    .into(),
+            ));
+        }
         return Err(VerifyError::UnknownKey(excerpt(&api_key)));
     };
 

@@ -747,6 +747,17 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_sent_as_the_key_is_refused_without_being_repeated() {
+        // Key and secret swapped by the sender: the secret is in `iss`.
+        for secret in [SECRET, "other-secret"] {
+            let t = livekit_token(secret, secret, JOINED, 1_692_627_301, 300);
+            let error = verify_at(&configured(), &auth(&t), JOINED, 1_692_627_301).unwrap_err();
+            assert!(matches!(error, VerifyError::BadToken(_)), "{error:?}");
+            assert!(!error.to_string().contains(secret), "{error}");
+        }
+    }
+
+    #[test]
     fn a_key_with_an_empty_secret_is_not_configured() {
         let adapter = livekit(&[(KEY, "")], false);
         let t = livekit_token(KEY, "", JOINED, 1_692_627_301, 300);

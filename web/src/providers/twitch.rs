@@ -25,7 +25,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::signing::twitch_mac;
-use super::{Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text};
+use super::{
+    Adapter, Delivery, NormaliseError, Secret, Verified, VerifyError, header_text, path_app,
+};
 
 const MESSAGE_ID: &str = "Twitch-Eventsub-Message-Id";
 const TIMESTAMP: &str = "Twitch-Eventsub-Message-Timestamp";
@@ -38,7 +40,7 @@ const MAX_AGE_MS: i64 = 10 * 60 * 1000;
 /// The app of deliveries to `POST /webhooks/twitch`.
 const DEFAULT_APP: &str = "default";
 
-/// Longest message id or app name accepted; Twitch's ids are UUIDs.
+/// Longest message id accepted; Twitch's ids are UUIDs.
 const MAX_ID_BYTES: usize = 256;
 
 /// The `[twitch]` config section. (`flap_grace_seconds` is read by the room logic.)
@@ -86,13 +88,11 @@ impl Adapter for Twitch {
     fn verify(&self, delivery: &Delivery<'_>) -> Result<Verified, VerifyError> {
         let app = match delivery.path_app {
             None => DEFAULT_APP.to_owned(),
-            Some(app) if !app.is_empty() && app.len() <= MAX_ID_BYTES => app.to_owned(),
-            Some(_) => {
-                return Err(VerifyError::BadHeader(
-                    "app path segment",
-                    format!("must be 1 to {MAX_ID_BYTES} bytes"),
-                ));
-            }
+            Some(app) => path_app(
+                "app path segment",
+                "deliveries must be posted to /webhooks/twitch or /webhooks/twitch/{app}",
+                app,
+            )?,
         };
         let message_id = header_text(delivery.headers, MESSAGE_ID)?.filter(|id| !id.is_empty());
         let timestamp = header_text(delivery.headers, TIMESTAMP)?.filter(|t| !t.is_empty());

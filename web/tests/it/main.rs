@@ -5,6 +5,8 @@ mod support;
 
 mod api;
 mod browser;
+mod clients;
+mod hostile;
 mod metrics;
 mod prometheus;
 mod providers;

@@ -686,3 +686,56 @@ pub fn twitch_offline(user_id: &str, login: &str) -> Value {
         },
     })
 }
+
+// ----- added for the slow-client scripts (clients.rs) -------------------------------------
+
+/// The limits `main` puts on the HTTP server from `[server]`, for a test server.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// `request_timeout_ms`: the first request head of a connection must arrive within it.
+    pub request_timeout: Duration,
+    /// `keep_alive_seconds`.
+    pub keep_alive: Duration,
+    /// `body_timeout_ms`: a webhook body must arrive within it.
+    pub body_timeout: Duration,
+    /// `max_connections` (per worker).
+    pub max_connections: usize,
+    pub workers: usize,
+}
+
+impl Server {
+    /// Starts like [`Server::start`], with the HTTP server configured as `main` configures it
+    /// from `limits`.
+    pub async fn start_limited(limits: HttpLimits) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (engine_settings, web_settings) = settings(dir.path());
+        let engine = Arc::new(Engine::start(&engine_settings).expect("engine starts"));
+        let state = web::Data::new(
+            AppState::new(engine.clone(), &web_settings).with_body_timeout(limits.body_timeout),
+        );
+        let app_state = state.clone();
+        let server =
+            HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
+                .workers(limits.workers)
+                .keep_alive(limits.keep_alive)
+                .client_request_timeout(limits.request_timeout)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .max_connections(limits.max_connections)
+                .disable_signals()
+                .shutdown_timeout(1)
+                .bind("127.0.0.1:0")
+                .expect("bind loopback");
+        let address = server.addrs()[0];
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Server {
+            url: format!("http://{address}"),
+            engine,
+            state,
+            handle,
+            path: dir.path().to_path_buf(),
+            dir: Some(dir),
+        }
+    }
+}
