@@ -3,10 +3,17 @@
 //! which it does only after the event (or the original it duplicates) is flushed to disk.
 //!
 //! One committer thread owns the journal: it takes every submission waiting in its queue, checks
-//! each against the dedupe cache and tree, appends the new ones in one transaction, flushes once
-//! for all of them (group commit), then hands them to the `Directory` in seq order and answers
-//! every waiter. Being the only writer makes dedupe race-free and keeps seqs gap-free. A moka
-//! cache of recently committed keys lets handlers answer most re-deliveries without queueing.
+//! each against the dedupe cache and tree, appends the new ones, flushes once for all of them
+//! (group commit), records their dedupe keys, then hands them to the `Directory` in seq order
+//! and answers every waiter. Being the only writer makes dedupe race-free and keeps seqs
+//! gap-free. A moka cache of recently committed keys lets handlers answer most re-deliveries
+//! without queueing.
+//!
+//! Dedupe keys are written after the flush that made their entries durable, so a crash can
+//! leave an entry without its key but never a key without its entry (which would turn a retry
+//! of an unacknowledged event into a "duplicate" of nothing). `dedupe_through` in the store
+//! says up to which seq the keys are known durable; the store rebuilds the rest from the
+//! journal at start (`Store::repair_dedupe`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,6 +124,9 @@ impl Ingest {
             next_seq,
             durable_seq: next_seq.saturating_sub(1),
             undispatched: Vec::new(),
+            keys_recorded_through: next_seq.saturating_sub(1),
+            keys_marked_through: next_seq.saturating_sub(1),
+            keys_failed: false,
             in_flight: in_flight.clone(),
             metrics,
             max_batch: settings.max_batch,
@@ -194,6 +204,13 @@ struct Committer {
     durable_seq: u64,
     /// Appended but not yet flushed successfully; dispatched after the next successful flush.
     undispatched: Vec<(Accepted, Vec<u8>)>,
+    /// The highest seq whose dedupe key was recorded (durable once a later flush succeeds).
+    keys_recorded_through: u64,
+    /// The `dedupe_through` last written to the store.
+    keys_marked_through: u64,
+    /// Recording dedupe keys failed once: `dedupe_through` must not move past those keys, so
+    /// it stays where it is until a restart repairs it from the journal.
+    keys_failed: bool,
     in_flight: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     max_batch: usize,
@@ -266,6 +283,12 @@ impl Committer {
                 if !self.undispatched.is_empty() {
                     self.commit(Vec::new(), Vec::new());
                 }
+                // Make the keys recorded since the last flush durable, and say so, so that the
+                // next start has nothing to repair.
+                if self.store.flush().is_ok() {
+                    self.mark_keys_durable();
+                    let _ = self.store.flush();
+                }
                 for done in closing {
                     let _ = done.send(());
                 }
@@ -299,7 +322,13 @@ impl Committer {
     fn process(&mut self, submissions: Vec<(Vec<Event>, i64, Reply)>) {
         let mut waiters = Vec::with_capacity(submissions.len());
         let mut new: Vec<(Accepted, Vec<u8>)> = Vec::new();
-        let mut in_batch: HashMap<Vec<u8>, u64> = HashMap::new();
+        // Keys of entries appended earlier whose flush failed count as this batch's: they are not
+        // recorded in the store until their entries are durable.
+        let mut in_batch: HashMap<Vec<u8>, u64> = self
+            .undispatched
+            .iter()
+            .map(|(accepted, key)| (key.clone(), accepted.seq))
+            .collect();
         for (events, received_ms, reply) in submissions {
             let mut waiter = Waiter {
                 reply,
@@ -351,6 +380,45 @@ impl Committer {
         self.commit(new, waiters);
     }
 
+    /// Records the dedupe keys of the entries in `undispatched`, which a flush just made durable.
+    fn record_keys(&mut self) {
+        let appends: Vec<Append> = self
+            .undispatched
+            .iter()
+            .map(|(accepted, key)| Append {
+                seq: accepted.seq,
+                dedupe_key: key,
+                entry: &accepted.entry,
+            })
+            .collect();
+        let Some(last) = appends.last().map(|a| a.seq) else {
+            return;
+        };
+        match self.store.record_dedupe(&appends) {
+            Ok(()) => self.keys_recorded_through = last,
+            Err(error) => {
+                // The entries are durable and the cache knows their keys; a restart rebuilds
+                // the keys from the journal.
+                self.metrics.store_errors.inc();
+                self.store.mark_failed();
+                self.keys_failed = true;
+                tracing::error!(%error, "recording dedupe keys failed; they are rebuilt from the journal at the next start");
+            }
+        }
+    }
+
+    /// Moves `dedupe_through` to the keys recorded before the last successful flush. Losing
+    /// this write only means more to repair at start.
+    fn mark_keys_durable(&mut self) {
+        if self.keys_failed || self.keys_recorded_through <= self.keys_marked_through {
+            return;
+        }
+        match self.store.set_dedupe_through(self.keys_recorded_through) {
+            Ok(()) => self.keys_marked_through = self.keys_recorded_through,
+            Err(error) => tracing::warn!(%error, "dedupe_through not written"),
+        }
+    }
+
     /// Appends `new`, flushes, and on success dispatches everything not yet dispatched and
     /// answers the waiters.
     fn commit(&mut self, new: Vec<(Accepted, Vec<u8>)>, waiters: Vec<Waiter>) {
@@ -358,15 +426,18 @@ impl Committer {
         let appended = if new.is_empty() {
             Ok(())
         } else {
-            let appends: Vec<Append> = new
+            let entries: Vec<(u64, &JournalEntry)> = new
                 .iter()
-                .map(|(accepted, key)| Append {
-                    seq: accepted.seq,
-                    dedupe_key: key,
-                    entry: &accepted.entry,
-                })
+                .map(|(accepted, _)| (accepted.seq, accepted.entry.as_ref()))
                 .collect();
-            self.store.append(&appends)
+            self.store.append_journal(&entries).inspect_err(|_| {
+                // Take back what may have been written: none of it is acknowledged, and the
+                // seqs are used again. Should storage be too broken for that, the entries stay,
+                // and a restart counts them as received (their retries are then duplicates).
+                for (seq, _) in &entries {
+                    let _ = self.store.remove_journal_entry(*seq);
+                }
+            })
         };
         let mut new_waiters_failed = false;
         match appended {
@@ -375,8 +446,8 @@ impl Committer {
                 self.undispatched.extend(new);
             }
             Err(error) => {
-                // Nothing of this batch was written (the append is one transaction), so its
-                // seqs are free again and its submitters may retry.
+                // Nothing of this batch is kept (see above), so its seqs are free again and its
+                // submitters may retry.
                 self.metrics.store_errors.inc();
                 self.store.mark_failed();
                 tracing::error!(%error, "journal append failed; answering 503");
@@ -398,6 +469,9 @@ impl Committer {
                     crate::faults::crash_point("after_append");
                     self.metrics.journal_commit.observe(elapsed);
                     self.metrics.journal_batch.observe(events as f64);
+                    // This flush made every key recorded before it durable.
+                    self.mark_keys_durable();
+                    self.record_keys();
                     let entries: Vec<Accepted> = self
                         .undispatched
                         .drain(..)

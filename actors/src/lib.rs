@@ -150,6 +150,13 @@ impl Engine {
         let store = Store::open(&settings.store)?;
         let recovered = recover(&store, &settings.rooms, now_ms())?;
         let report = recovered.report.clone();
+        let repaired = store.repair_dedupe()?;
+        if repaired > 0 {
+            tracing::info!(
+                entries = repaired,
+                "dedupe keys of the journal's last entries rebuilt (the last stop was not graceful)"
+            );
+        }
         tracing::info!(
             snapshot = ?report.snapshot,
             as_of_seq = report.as_of_seq,

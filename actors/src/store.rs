@@ -1,12 +1,14 @@
-//! All sled code. One tree per relation, big-endian keys so iteration is chronological, and
-//! multi-tree transactions for what must change together. Every call blocks: callers run it on
-//! a dedicated thread (the journal committer, the `StoreActor`'s sync arbiter) or in
+//! All sled code. One tree per relation (or a few relations in one tree, told apart by a
+//! leading byte), big-endian keys so iteration is chronological. Every call blocks: callers run
+//! it on a dedicated thread (the journal committer, the `StoreActor`'s sync arbiter) or in
 //! `spawn_blocking` (read API), never on an async executor thread.
 //!
 //! Trees:
 //! - `meta`: format version.
-//! - `journal`: seq → [`JournalEntry`]; the durable record of every accepted event.
-//! - `dedupe`: (provider, app, event id) → seq; `dedupe_expiry`: (received, dedupe key) → ().
+//! - `journal`: three relations in one tree, told apart by a leading byte: `0`+seq →
+//!   [`JournalEntry`], the durable record of every accepted event; `1`+dedupe key (provider,
+//!   app, event id) → seq; `2`+(received, dedupe key) → (), the expiry order of the dedupe keys.
+//!   `meta` holds `dedupe_through`, the seq up to which every entry's dedupe key is durable.
 //! - `sessions`: (room, joined, participant id) → [`ParticipantSession`], with the indexes
 //!   `sessions_by_participant` (provider, app, identity, joined, room, id → session key) and
 //!   `sessions_by_end` (left, session key → ()).
@@ -15,13 +17,23 @@
 //! - `snapshots`: (snapshot id, room) → checksummed room state; `snapshot_meta`: id → [`SnapshotMeta`].
 //! - `subscriptions`, `files` (records, in `store/records.rs` and `store/files.rs`) and
 //!   `webhook_log` (`store/webhook_log.rs`).
+//!
+//! Everything written while events arrive (journal, sessions, webhook log) is written with
+//! plain inserts and removes, never with a sled batch or transaction: those take sled's one
+//! global write lock, which waits for every flush in progress and stops every other reader and
+//! writer meanwhile; with them, the journal's group commit and the session writes took turns.
+//! Where plain writes need an order to be crash-safe they rely on sled recovering a prefix of
+//! its log (recovery stops at the first torn write; `sled::pagecache::iterator`), and on each
+//! relation having one writer. The journal does not even need that: an entry's dedupe key is
+//! written after the entry is durable, and the keys of entries after `dedupe_through` are
+//! rebuilt from the journal at start ([`Store::repair_dedupe`]). Snapshots, written once a
+//! minute, still use atomic batches.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 use sled::{Batch, IVec, Tree};
 
 use crate::model::{Event, ParticipantSession, Provider, RoomKey, RoomSession};
@@ -35,7 +47,7 @@ pub use records::Subscription;
 pub use webhook_log::{WebhookLogEntry, WebhookLogFilter};
 
 /// Bumped whenever the meaning of stored bytes changes; an unknown version refuses to open.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,15 +63,6 @@ pub enum StoreError {
         "the data directory was written by an incompatible roomledger (format {found}, this build reads {FORMAT_VERSION})"
     )]
     IncompatibleFormat { found: u32 },
-}
-
-impl From<TransactionError<StoreError>> for StoreError {
-    fn from(error: TransactionError<StoreError>) -> Self {
-        match error {
-            TransactionError::Abort(error) => error,
-            TransactionError::Storage(error) => StoreError::Sled(error),
-        }
-    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -127,8 +130,6 @@ pub struct Store {
     db: sled::Db,
     meta: Tree,
     journal: Tree,
-    dedupe: Tree,
-    dedupe_expiry: Tree,
     sessions: Tree,
     sessions_by_participant: Tree,
     sessions_by_end: Tree,
@@ -145,6 +146,7 @@ impl std::fmt::Debug for Store {
 }
 
 const FORMAT_KEY: &[u8] = b"format_version";
+const DEDUPE_THROUGH_KEY: &[u8] = b"dedupe_through";
 
 impl Store {
     pub fn open(settings: &StoreSettings) -> StoreResult<Store> {
@@ -165,8 +167,6 @@ impl Store {
             probing: Default::default(),
             meta: db.open_tree("meta")?,
             journal: db.open_tree("journal")?,
-            dedupe: db.open_tree("dedupe")?,
-            dedupe_expiry: db.open_tree("dedupe_expiry")?,
             sessions: db.open_tree("sessions")?,
             sessions_by_participant: db.open_tree("sessions_by_participant")?,
             sessions_by_end: db.open_tree("sessions_by_end")?,
@@ -254,40 +254,100 @@ impl Store {
 
     /// The highest seq in the journal, or 0 when it is empty.
     pub fn last_journal_seq(&self) -> StoreResult<u64> {
-        match self.journal.last()? {
-            Some((key, _)) => Ok(u64::from_be_bytes(fixed(&key, "journal key")?)),
+        match self.journal.range(..[DEDUPE].as_slice()).next_back() {
+            Some(item) => Ok(u64::from_be_bytes(fixed(&item?.0[1..], "journal key")?)),
             None => Ok(0),
         }
     }
 
     pub fn dedupe_lookup(&self, dedupe_key: &[u8]) -> StoreResult<Option<u64>> {
-        match self.dedupe.get(dedupe_key)? {
+        match self.journal.get(prefixed(DEDUPE, dedupe_key))? {
             Some(value) => Ok(Some(u64::from_be_bytes(fixed(&value, "dedupe value")?))),
             None => Ok(None),
         }
     }
 
-    /// Appends new events with their dedupe keys, atomically: after a crash either the entry
-    /// and its dedupe key are both there or neither is. Not durable until [`Store::flush`].
-    pub fn append(&self, batch: &[Append<'_>]) -> StoreResult<()> {
+    /// Writes journal entries. Not durable until [`Store::flush`]; their dedupe keys are
+    /// recorded once they are ([`Store::record_dedupe`]).
+    pub fn append_journal(&self, entries: &[(u64, &JournalEntry)]) -> StoreResult<()> {
         writable()?;
-        let encoded: Vec<(u64, Vec<u8>, &[u8], i64)> = batch
-            .iter()
-            .map(|a| Ok((a.seq, encode(a.entry)?, a.dedupe_key, a.entry.received_ms)))
-            .collect::<StoreResult<_>>()?;
-        (&self.journal, &self.dedupe, &self.dedupe_expiry).transaction(
-            |(journal, dedupe, expiry)| {
-                for (seq, bytes, dedupe_key, received_ms) in &encoded {
-                    journal.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                    dedupe.insert(*dedupe_key, &seq.to_be_bytes())?;
-                    let mut expiry_key = ordered_i64(*received_ms).to_vec();
-                    expiry_key.extend_from_slice(dedupe_key);
-                    expiry.insert(expiry_key, &[])?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(())
-            },
-        )?;
+        for (seq, entry) in entries {
+            self.journal.insert(journal_key(*seq), encode(entry)?)?;
+        }
         Ok(())
+    }
+
+    /// Takes back an entry whose batch could not be written whole.
+    pub fn remove_journal_entry(&self, seq: u64) -> StoreResult<()> {
+        self.journal.remove(journal_key(seq))?;
+        Ok(())
+    }
+
+    /// Records the dedupe keys of journal entries, with their expiry order. Idempotent.
+    pub fn record_dedupe(&self, appends: &[Append<'_>]) -> StoreResult<()> {
+        writable()?;
+        for append in appends {
+            self.journal.insert(
+                prefixed(DEDUPE, append.dedupe_key),
+                &append.seq.to_be_bytes(),
+            )?;
+            let mut expiry_key = Vec::with_capacity(9 + append.dedupe_key.len());
+            expiry_key.push(EXPIRY);
+            expiry_key.extend_from_slice(&ordered_i64(append.entry.received_ms));
+            expiry_key.extend_from_slice(append.dedupe_key);
+            self.journal.insert(expiry_key, &[])?;
+        }
+        Ok(())
+    }
+
+    /// Entries and their dedupe keys at once, for writers that need no group commit (tests,
+    /// benchmarks, tools).
+    pub fn append(&self, appends: &[Append<'_>]) -> StoreResult<()> {
+        let entries: Vec<(u64, &JournalEntry)> = appends.iter().map(|a| (a.seq, a.entry)).collect();
+        self.append_journal(&entries)?;
+        self.record_dedupe(appends)
+    }
+
+    /// The seq up to which every journal entry's dedupe key is known to be durable.
+    pub fn dedupe_through(&self) -> StoreResult<u64> {
+        match self.meta.get(DEDUPE_THROUGH_KEY)? {
+            Some(bytes) => Ok(u64::from_be_bytes(fixed(&bytes, "dedupe_through")?)),
+            None => Ok(0),
+        }
+    }
+
+    /// Records that the dedupe keys of every entry up to `seq` are durable. Must only be called
+    /// once a flush after their [`Store::record_dedupe`] succeeded.
+    pub fn set_dedupe_through(&self, seq: u64) -> StoreResult<()> {
+        writable()?;
+        self.meta.insert(DEDUPE_THROUGH_KEY, &seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Records the dedupe keys of every journal entry after `dedupe_through` and makes them
+    /// durable: after a crash, an entry may be in the journal while its key is not (the key is
+    /// written after the entry is durable). Run at start, before any event is accepted.
+    /// Returns how many entries it looked at.
+    pub fn repair_dedupe(&self) -> StoreResult<usize> {
+        let mut last = None;
+        let mut count = 0;
+        for item in self.journal_after(self.dedupe_through()?) {
+            let (seq, entry) = item?;
+            let key = dedupe_key(&entry.event);
+            self.record_dedupe(&[Append {
+                seq,
+                dedupe_key: &key,
+                entry: &entry,
+            }])?;
+            last = Some(seq);
+            count += 1;
+        }
+        if let Some(last) = last {
+            self.flush()?;
+            self.set_dedupe_through(last)?;
+            self.flush()?;
+        }
+        Ok(count)
     }
 
     /// Journal entries with a seq greater than `after`, in order.
@@ -295,63 +355,67 @@ impl Store {
         &self,
         after: u64,
     ) -> impl Iterator<Item = StoreResult<(u64, JournalEntry)>> + '_ {
-        let start = after.saturating_add(1).to_be_bytes();
-        self.journal.range(start..).map(|item| {
-            let (key, value) = item?;
-            let seq = u64::from_be_bytes(fixed(&key, "journal key")?);
-            Ok((seq, decode(&value)?))
-        })
+        let start = journal_key(after.saturating_add(1));
+        self.journal
+            .range(start.as_slice()..[DEDUPE].as_slice())
+            .map(|item| {
+                let (key, value) = item?;
+                let seq = u64::from_be_bytes(fixed(&key[1..], "journal key")?);
+                Ok((seq, decode(&value)?))
+            })
     }
 
     pub fn journal_len(&self) -> usize {
-        self.journal.len()
+        self.journal.range(..[DEDUPE].as_slice()).keys().count()
     }
 
-    /// Drops journal entries up to and including `upto`.
+    /// Drops journal entries up to and including `upto`, oldest first (plain removes, see the
+    /// module docs: a crash leaves a suffix).
     pub fn trim_journal(&self, upto: u64) -> StoreResult<usize> {
         writable()?;
-        let end = upto.saturating_add(1).to_be_bytes();
+        let end = match upto.checked_add(1) {
+            Some(next) => journal_key(next).to_vec(),
+            None => vec![DEDUPE],
+        };
         let mut removed = 0;
-        let mut batch = Batch::default();
-        for key in self.journal.range(..end).keys() {
-            batch.remove(key?);
+        for key in self.journal.range(..end.as_slice()).keys() {
+            self.journal.remove(key?)?;
             removed += 1;
             if removed % 1000 == 0 {
-                self.journal.apply_batch(std::mem::take(&mut batch))?;
                 crate::faults::crash_point("journal_trim");
             }
         }
-        self.journal.apply_batch(batch)?;
         Ok(removed)
     }
 
     /// Forgets dedupe keys of events received before `before_ms`.
     pub fn purge_dedupe(&self, before_ms: i64) -> StoreResult<usize> {
-        let end = ordered_i64(before_ms);
+        let start = [EXPIRY];
+        let end = prefixed(EXPIRY, &ordered_i64(before_ms));
         let mut removed = 0;
-        let mut expired = Batch::default();
-        let mut keys = Batch::default();
-        for key in self.dedupe_expiry.range(..end.as_slice()).keys() {
+        for key in self.journal.range(start.as_slice()..end.as_slice()).keys() {
             let key = key?;
-            keys.remove(&key[8..]);
-            expired.remove(key);
+            // The key before its expiry entry, so that a crash between the two leaves no key
+            // that nothing would purge (see the module docs on plain writes).
+            self.journal.remove(prefixed(DEDUPE, &key[9..]))?;
+            self.journal.remove(key)?;
             removed += 1;
-            if removed % 10_000 == 0 {
-                self.dedupe.apply_batch(std::mem::take(&mut keys))?;
-                self.dedupe_expiry
-                    .apply_batch(std::mem::take(&mut expired))?;
-            }
         }
-        self.dedupe.apply_batch(keys)?;
-        self.dedupe_expiry.apply_batch(expired)?;
         Ok(removed)
     }
 
     // ----- sessions ---------------------------------------------------------------------
 
-    /// Writes one room's session changes together with its applied watermark. A finished
-    /// session overwrites a stored one of the same key only if its closure is at least as
+    /// Writes one room's session changes, then its applied watermark. A finished session
+    /// overwrites a stored one of the same key only if its closure is at least as
     /// authoritative, so replays and late reports converge on the best record.
+    ///
+    /// Plain writes in an order that is safe to cut anywhere (see the module docs): the caller
+    /// is the only writer of these trees, so no transaction is needed for isolation, and a
+    /// crash keeps a prefix of the writes and the old watermark, after which recovery replays
+    /// the same changes and converges on the same records. An index entry never points at a
+    /// session that is not there, not even for a moment: stale index entries go first, and
+    /// new ones follow their session.
     pub fn write_sessions(
         &self,
         room: &RoomKey,
@@ -360,64 +424,61 @@ impl Store {
     ) -> StoreResult<()> {
         writable()?;
         let room_bytes = room_key_bytes(room);
-        let trees = (
-            &self.sessions,
-            &self.sessions_by_participant,
-            &self.sessions_by_end,
-            &self.history,
-            &self.watermarks,
-        );
-        trees.transaction(|(sessions, by_participant, by_end, history, watermarks)| {
-            let abort = |e: StoreError| ConflictableTransactionError::Abort(e);
-            for change in changes {
-                match change {
-                    SessionChange::Finished(session) => {
-                        let key =
-                            session_key(&room_bytes, session.joined_ms, &session.participant_id);
-                        let old = match sessions.get(&key)? {
-                            Some(bytes) => {
-                                Some(decode::<ParticipantSession>(&bytes).map_err(abort)?)
-                            }
-                            None => None,
-                        };
-                        if let Some(old) = &old {
-                            if old.closure > session.closure {
-                                continue;
-                            }
-                            by_participant.remove(participant_index_key(old, &room_bytes))?;
-                            by_end.remove(end_index_key(old.left_ms, &key))?;
+        for change in changes {
+            match change {
+                SessionChange::Finished(session) => {
+                    let key = session_key(&room_bytes, session.joined_ms, &session.participant_id);
+                    if let Some(bytes) = self.sessions.get(&key)? {
+                        let old: ParticipantSession = decode(&bytes)?;
+                        if old.closure > session.closure {
+                            continue;
                         }
-                        sessions.insert(key.as_slice(), encode(session).map_err(abort)?)?;
-                        by_participant
-                            .insert(participant_index_key(session, &room_bytes), key.as_slice())?;
-                        by_end.insert(end_index_key(session.left_ms, &key), &[])?;
+                        self.remove_session_indexes(&old, &room_bytes, &key)?;
                     }
-                    SessionChange::Retracted {
-                        participant_id,
-                        joined_ms,
-                    } => {
-                        let key = session_key(&room_bytes, *joined_ms, participant_id);
-                        if let Some(bytes) = sessions.remove(key.as_slice())? {
-                            let old: ParticipantSession = decode(&bytes).map_err(abort)?;
-                            by_participant.remove(participant_index_key(&old, &room_bytes))?;
-                            by_end.remove(end_index_key(old.left_ms, &key))?;
-                        }
-                    }
-                    SessionChange::RoomFinished(summary) => {
-                        let mut key = room_bytes.clone();
-                        key.extend_from_slice(&ordered_i64(summary.ended_ms));
-                        history.insert(key, encode(summary).map_err(abort)?)?;
-                    }
-                    SessionChange::RoomRetracted { ended_ms } => {
-                        let mut key = room_bytes.clone();
-                        key.extend_from_slice(&ordered_i64(*ended_ms));
-                        history.remove(key)?;
+                    self.sessions.insert(key.as_slice(), encode(session)?)?;
+                    self.sessions_by_participant
+                        .insert(participant_index_key(session, &room_bytes), key.as_slice())?;
+                    self.sessions_by_end
+                        .insert(end_index_key(session.left_ms, &key), &[])?;
+                }
+                SessionChange::Retracted {
+                    participant_id,
+                    joined_ms,
+                } => {
+                    let key = session_key(&room_bytes, *joined_ms, participant_id);
+                    if let Some(bytes) = self.sessions.get(&key)? {
+                        let old: ParticipantSession = decode(&bytes)?;
+                        self.remove_session_indexes(&old, &room_bytes, &key)?;
+                        self.sessions.remove(key.as_slice())?;
                     }
                 }
+                SessionChange::RoomFinished(summary) => {
+                    let mut key = room_bytes.clone();
+                    key.extend_from_slice(&ordered_i64(summary.ended_ms));
+                    self.history.insert(key, encode(summary)?)?;
+                }
+                SessionChange::RoomRetracted { ended_ms } => {
+                    let mut key = room_bytes.clone();
+                    key.extend_from_slice(&ordered_i64(*ended_ms));
+                    self.history.remove(key)?;
+                }
             }
-            watermarks.insert(room_bytes.as_slice(), &applied_seq.to_be_bytes())?;
-            Ok(())
-        })?;
+        }
+        self.watermarks
+            .insert(room_bytes.as_slice(), &applied_seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    fn remove_session_indexes(
+        &self,
+        session: &ParticipantSession,
+        room_bytes: &[u8],
+        key: &[u8],
+    ) -> StoreResult<()> {
+        self.sessions_by_participant
+            .remove(participant_index_key(session, room_bytes))?;
+        self.sessions_by_end
+            .remove(end_index_key(session.left_ms, key))?;
         Ok(())
     }
 
@@ -746,6 +807,24 @@ fn fixed<const N: usize>(bytes: &[u8], what: &str) -> StoreResult<[u8; N]> {
 }
 
 /// An i64 as 8 bytes that sort like the numbers (sign bit flipped).
+/// The leading bytes of the `journal` tree's three relations (see the module docs).
+const JOURNAL: u8 = 0;
+const DEDUPE: u8 = 1;
+const EXPIRY: u8 = 2;
+
+fn journal_key(seq: u64) -> [u8; 9] {
+    let mut key = [JOURNAL; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + rest.len());
+    key.push(prefix);
+    key.extend_from_slice(rest);
+    key
+}
+
 fn ordered_i64(value: i64) -> [u8; 8] {
     ((value as u64) ^ (1 << 63)).to_be_bytes()
 }

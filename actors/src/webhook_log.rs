@@ -2,13 +2,15 @@
 //! [`WebhookLog::record`], which never waits: the entry goes into a bounded queue, and when the
 //! queue is full it is dropped and counted (`roomledger_webhook_log_dropped_total`), because a
 //! diagnostic must never slow down or fail the acknowledgement it describes. One thread drains
-//! the queue, writes what it took in one sled batch, and trims the log to its retention bound.
+//! the queue, writes what arrived within [`GATHER`] in one sled batch, and trims the log to its
+//! retention bound at most once per [`TRIM_EVERY`]. Writing few large batches rather than one per
+//! request keeps the log from competing with the journal for sled's write path.
 //! Reads go straight to the store (`Store::webhook_log`).
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -37,7 +39,13 @@ impl Default for WebhookLogSettings {
 }
 
 /// Most entries written in one batch.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 4096;
+/// How long the writer gathers entries after the first before writing them. A listing may lag
+/// the request by this much; `WebhookLog::flush` does not wait for it.
+const GATHER: Duration = Duration::from_millis(50);
+/// The retention bound is enforced at most this often; the log may exceed it by what arrives
+/// in between.
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 enum Message {
     Entry(Box<WebhookLogEntry>),
@@ -105,19 +113,26 @@ fn write(
     metrics: Arc<Metrics>,
     receiver: Receiver<Message>,
 ) {
+    let mut next_trim = Instant::now();
     while let Ok(first) = receiver.recv() {
         let mut entries = Vec::new();
         let mut waiting = Vec::new();
+        let deadline = Instant::now() + GATHER;
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Entry(entry) => entries.push(*entry),
                 Message::Flush(done) => waiting.push(done),
             }
-            next = if entries.len() < MAX_BATCH {
-                receiver.try_recv().ok()
+            if entries.len() >= MAX_BATCH {
+                break;
+            }
+            next = if waiting.is_empty() {
+                let left = deadline.saturating_duration_since(Instant::now());
+                receiver.recv_timeout(left).ok()
             } else {
-                None
+                // A flush is waited for: write now, with whatever is already queued.
+                receiver.try_recv().ok()
             };
         }
         if !entries.is_empty()
@@ -126,11 +141,13 @@ fn write(
             metrics.webhook_log_dropped.inc_by(entries.len() as u64);
             tracing::warn!(%error, dropped = entries.len(), "webhook log entries not written");
         }
-        // Cheap when there is nothing to trim: it looks at the oldest entry only.
-        let age_ms = i64::try_from(settings.max_age.as_millis()).unwrap_or(i64::MAX);
-        let before = crate::now_ms().saturating_sub(age_ms);
-        if let Err(error) = store.trim_webhook_log(settings.max_entries, before) {
-            tracing::warn!(%error, "webhook log not trimmed");
+        if !waiting.is_empty() || Instant::now() >= next_trim {
+            next_trim = Instant::now() + TRIM_EVERY;
+            let age_ms = i64::try_from(settings.max_age.as_millis()).unwrap_or(i64::MAX);
+            let before = crate::now_ms().saturating_sub(age_ms);
+            if let Err(error) = store.trim_webhook_log(settings.max_entries, before) {
+                tracing::warn!(%error, "webhook log not trimmed");
+            }
         }
         for done in waiting {
             let _ = done.send(());

@@ -18,14 +18,16 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::PathConfig::default().error_handler(|error, _| {
                 ApiError::BadRequest(format!("bad path: {error}")).into()
             }))
-            .service(webhook("/webhooks/agora/{app_id}", webhooks::agora))
-            .service(webhook("/{app_id}/webhooks", webhooks::agora))
+            // Static paths first: resources are tried in order, and each pattern with a `{…}`
+            // segment costs a regex match.
             .service(webhook("/webhooks/livekit", webhooks::livekit))
             .service(webhook("/v1/webhooks/livekit", webhooks::livekit))
             .service(webhook("/webhooks/plugnmeet", webhooks::plugnmeet))
             .service(webhook("/webhooks/twitch", webhooks::twitch))
-            .service(webhook("/webhooks/twitch/{app}", webhooks::twitch_app))
             .service(webhook("/webhooks/acrcloud", webhooks::acrcloud))
+            .service(webhook("/webhooks/agora/{app_id}", webhooks::agora))
+            .service(webhook("/webhooks/twitch/{app}", webhooks::twitch_app))
+            .service(webhook("/{app_id}/webhooks", webhooks::agora))
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(api::require_token))

@@ -47,7 +47,7 @@ fn entry(room_key: &RoomKey, id: &str, received_ms: i64) -> JournalEntry {
     }
 }
 
-/// Appends one event per (id, received) as seqs `first..`, one transaction.
+/// Appends one event per (id, received) as seqs `first..`, with their dedupe keys, and flushes.
 fn append(store: &Store, first: u64, events: &[(&str, i64)]) {
     let entries: Vec<(Vec<u8>, JournalEntry)> = events
         .iter()
@@ -201,6 +201,56 @@ fn the_journal_is_appended_iterated_in_order_and_trimmed() {
 }
 
 #[test]
+fn dedupe_keys_missing_after_a_crash_are_rebuilt_from_the_journal() {
+    let (dir, store) = temp();
+    append(&store, 1, &[("recorded", T0)]);
+    store.set_dedupe_through(1).unwrap();
+    // A crash after the entries' flush and before their keys were recorded.
+    let unkeyed = [
+        entry(&room("r"), "unkeyed-1", T0 + 1),
+        entry(&room("r"), "unkeyed-2", T0 + 2),
+    ];
+    store
+        .append_journal(&[(2, &unkeyed[0]), (3, &unkeyed[1])])
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let store = open_in(dir.path()).unwrap();
+    assert_eq!(store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(), None);
+    assert_eq!(
+        store.repair_dedupe().unwrap(),
+        2,
+        "only entries after dedupe_through"
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("recorded")).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("unkeyed-2")).unwrap(),
+        Some(3)
+    );
+    assert_eq!(store.dedupe_through().unwrap(), 3);
+    // The rebuilt keys expire like any other.
+    assert_eq!(store.purge_dedupe(T0 + 2).unwrap(), 2);
+    assert_eq!(store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(), None);
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("unkeyed-2")).unwrap(),
+        Some(3)
+    );
+    drop(store);
+
+    let store = open_in(dir.path()).unwrap();
+    assert_eq!(store.repair_dedupe().unwrap(), 0, "nothing left to repair");
+    assert_eq!(store.journal_len(), 3, "the journal itself is untouched");
+}
+
+#[test]
 fn dedupe_keys_point_at_their_seq_and_expire_by_age() {
     let (dir, store) = temp();
     append(&store, 1, &[("old-1", T0), ("old-2", T0 + 10)]);
@@ -223,7 +273,11 @@ fn dedupe_keys_point_at_their_seq_and_expire_by_age() {
     assert_eq!(store.purge_dedupe(T0 + 10).unwrap(), 0);
     assert_eq!(store.purge_dedupe(T0 + 1001).unwrap(), 2);
     assert_eq!(store.dedupe_lookup(&dedupe_of("new-1")).unwrap(), None);
-    assert_eq!(store.dedupe_expiry.len(), 0);
+    assert_eq!(
+        store.journal.len(),
+        store.journal_len(),
+        "no dedupe key or expiry entry is left"
+    );
     // The journal is not the dedupe tree's business.
     assert_eq!(store.journal_len(), 3);
 

@@ -6,7 +6,7 @@
 //! entries is `last - first + 1` without counting them.
 
 use serde::{Deserialize, Serialize};
-use sled::{Batch, Tree};
+use sled::Tree;
 
 use super::{Page, Store, StoreError, StoreResult, decode, encode, fixed};
 use crate::model::Provider;
@@ -66,19 +66,19 @@ impl Store {
         Ok(self.db.open_tree(WEBHOOK_LOG)?)
     }
 
-    /// Appends entries in one batch, after every entry already there. Not flushed: the log is
-    /// a diagnostic, and sled's periodic flush bounds what a crash can take.
+    /// Appends entries after every entry already there. Not flushed: the log is a diagnostic,
+    /// and sled's periodic flush bounds what a crash can take. Plain inserts rather than an
+    /// atomic batch: a sled batch takes sled's global write lock, which would stall the journal;
+    /// and sled recovers a prefix of its log, so a crash leaves the ids dense.
     pub fn append_webhook_log(&self, entries: &[WebhookLogEntry]) -> StoreResult<()> {
         let tree = self.webhook_log_tree()?;
         let first = match tree.last()? {
             Some((key, _)) => u64::from_be_bytes(fixed(&key, "webhook log key")?) + 1,
             None => 1,
         };
-        let mut batch = Batch::default();
         for (id, entry) in (first..).zip(entries) {
-            batch.insert(&id.to_be_bytes(), encode(entry)?);
+            tree.insert(id.to_be_bytes(), encode(entry)?)?;
         }
-        tree.apply_batch(batch)?;
         Ok(())
     }
 
@@ -92,8 +92,7 @@ impl Store {
         let first = u64::from_be_bytes(fixed(&first, "webhook log key")?);
         let last = u64::from_be_bytes(fixed(&last, "webhook log key")?);
         let mut count = last.saturating_sub(first) + 1;
-        let mut batch = Batch::default();
-        let mut removed = 0;
+        let mut expired = Vec::new();
         for item in tree.iter() {
             let (key, value) = item?;
             let too_many = count > max_entries;
@@ -103,12 +102,14 @@ impl Store {
                     break;
                 }
             }
-            batch.remove(key);
+            expired.push(key);
             count -= 1;
-            removed += 1;
         }
-        tree.apply_batch(batch)?;
-        Ok(removed)
+        // Oldest first, one by one (see `append_webhook_log`): a crash keeps the ids dense.
+        for key in &expired {
+            tree.remove(key)?;
+        }
+        Ok(expired.len())
     }
 
     /// Entries matching `filter`, newest first. `cursor` is the id of the last entry of the

@@ -1005,3 +1005,45 @@ async fn events_without_presence_meaning_are_acknowledged_and_change_nothing() {
     until_eq(SETTLE, &expected, || room_counts(&server)).await;
     server.stop().await;
 }
+
+/// Backpressure (issue 6): when room actors are behind by `max_in_flight` events, a webhook is
+/// refused with 503 and `Retry-After`, nothing is journaled, and the provider's retry is
+/// accepted once there is room again.
+#[actix_web::test]
+async fn a_full_pipeline_answers_503_with_retry_after_and_journals_nothing() {
+    let server = Server::start_with(|engine, _| engine.ingest.max_in_flight = 0).await;
+    let body = agora_join("bp-1", "busy", agora_user(1, "alice"), 1, now_s());
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let mut response = server
+        .client()
+        .post(format!("{}/webhooks/agora/{AGORA_APP}", server.url))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header((
+            "Agora-Signature-V2",
+            signing::agora_signature_v2(AGORA_SECRET, &bytes),
+        ))
+        .send_body(bytes)
+        .await
+        .expect("answered");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let error: Value = serde_json::from_slice(&response.body().await.unwrap()).unwrap();
+    assert_eq!(error["error"], "overloaded", "{error}");
+    assert!(server.live_rooms().await.is_empty());
+    let dir = server.stop().await.expect("data directory");
+
+    // The same delivery, retried once the pipeline has room, is new, not a duplicate.
+    let server = Server::start_in(dir.path(), |_, _| {}).await;
+    assert_eq!(server.agora(&body).await, accepted("participant_joined"));
+    until_eq(Duration::from_secs(5), &1, || async {
+        server.live_rooms().await.len()
+    })
+    .await;
+    server.stop().await;
+}
