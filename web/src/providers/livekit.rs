@@ -11,14 +11,18 @@
 //! Bodies are protobuf JSON from Go's `protojson`: lowerCamelCase names, 64-bit integers as
 //! strings, enums as names, zero values omitted. The wire types below therefore default every
 //! field, read int64s and enums from strings or numbers, and ignore fields they do not name.
+//! They borrow their strings from the body; [`read_message`] says how a body is read.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 
 use roomledger_actors::model::{
     Event, EventKind, Participant, Provider, Role, RoomKey, SEQ_JOIN, SEQ_LEAVE,
 };
 use serde::Deserialize;
-use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::jwt::{self, strip_bearer};
@@ -74,7 +78,7 @@ impl Adapter for Livekit {
         let created_ms = seconds_to_ms("createdAt", wire.created_at)?;
         let created_required =
             || created_ms.ok_or_else(|| NormaliseError::Malformed("missing `createdAt`".into()));
-        let name = wire.event.as_str();
+        let name: &str = &wire.event;
 
         let (room, at_ms, kind) = match name {
             "room_started" | "room_finished" => {
@@ -85,7 +89,7 @@ impl Adapter for Livekit {
                 } else {
                     EventKind::RoomFinished { instance }
                 };
-                (room.name.clone(), created_required()?, kind)
+                (room.name.as_ref(), created_required()?, kind)
             }
             "participant_joined" => {
                 let room = wire.named_room()?;
@@ -101,7 +105,7 @@ impl Adapter for Livekit {
                     participant: info.participant()?,
                     seq: SEQ_JOIN,
                 };
-                (room.name.clone(), at_ms, kind)
+                (room.name.as_ref(), at_ms, kind)
             }
             "participant_left" | "participant_connection_aborted" => {
                 let room = wire.named_room()?;
@@ -122,14 +126,14 @@ impl Adapter for Livekit {
                     joined_at_ms,
                     reason: reason.unwrap_or_else(|| "unknown_reason".to_owned()),
                 };
-                (room.name.clone(), at_ms, kind)
+                (room.name.as_ref(), at_ms, kind)
             }
             "track_published" | "track_unpublished" => {
                 let room = wire.named_room()?;
                 let kind = EventKind::Other {
                     name: name.to_owned(),
                 };
-                (room.name.clone(), created_required()?, kind)
+                (room.name.as_ref(), created_required()?, kind)
             }
             // egress_*, ingress_*, agent_job_* and names LiveKit adds later.
             _ => {
@@ -140,8 +144,8 @@ impl Adapter for Livekit {
             }
         };
         Ok(vec![Event {
-            room: RoomKey::new(Provider::Livekit, verified.app.clone(), room),
-            id: wire.id,
+            room: RoomKey::new(Provider::Livekit, verified.app.as_str(), room),
+            id: wire.id.as_ref().to_owned(),
             at_ms,
             kind,
         }])
@@ -172,46 +176,59 @@ pub(super) fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseErr
 // --- body wire types: only the fields roomledger reads ---
 
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
-struct WebhookEvent {
-    event: String,
-    id: String,
+struct WebhookEvent<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     created_at: Int64,
-    #[serde(deserialize_with = "optional_message")]
-    room: Option<Room>,
-    #[serde(deserialize_with = "optional_message")]
-    participant: Option<ParticipantInfo>,
-    #[serde(deserialize_with = "optional_message")]
-    egress_info: Option<RoomNamed>,
-    #[serde(deserialize_with = "optional_message")]
-    ingress_info: Option<RoomNamed>,
-    #[serde(deserialize_with = "optional_message")]
-    job: Option<Job>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    room: Option<Room<'a>>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    participant: Option<ParticipantInfo<'a>>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    egress_info: Option<RoomNamed<'a>>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    ingress_info: Option<RoomNamed<'a>>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    job: Option<Job<'a>>,
 }
 
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
-struct Room {
-    sid: String,
-    name: String,
+struct Room<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
 }
 
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
-struct ParticipantInfo {
-    sid: String,
-    identity: String,
-    name: String,
+struct ParticipantInfo<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    #[serde(borrow)]
+    identity: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     joined_at: Int64,
     joined_at_ms: Int64,
     #[serde(deserialize_with = "optional_message")]
     permission: Option<Permission>,
     is_publisher: bool,
-    kind: Option<ProtoEnum>,
-    disconnect_reason: Option<ProtoEnum>,
+    #[serde(borrow)]
+    kind: Option<ProtoEnum<'a>>,
+    #[serde(borrow)]
+    disconnect_reason: Option<ProtoEnum<'a>>,
 }
 
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
 struct Permission {
     can_publish: bool,
@@ -219,40 +236,267 @@ struct Permission {
 
 /// `EgressInfo` and `IngressInfo`, of which only the room matters here.
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
-struct RoomNamed {
-    room_name: String,
+struct RoomNamed<'a> {
+    #[serde(borrow)]
+    room_name: Cow<'a, str>,
 }
 
 /// An agent `Job`; its `room` is a full `Room`.
 #[derive(Default, Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default)]
-struct Job {
-    #[serde(deserialize_with = "optional_message")]
-    room: Option<Room>,
+struct Job<'a> {
+    #[serde(borrow, deserialize_with = "optional_message")]
+    room: Option<Room<'a>>,
+}
+
+/// Reads a whole body as the protobuf JSON message `T`, as
+/// `serde_json::from_str::<Map<String, Value>>` followed by [`message`] would, with the same
+/// result and the same error, but without building the tree for bodies that are well-formed.
+///
+/// The direct read takes `T` straight from the text, objects only ([`MessageVisitor`]). A
+/// derived `Deserialize` skips the fields it does not name more leniently than the tree parses
+/// them, so [`CheckedEntries`] checks those as [`Value`] would (numbers out of range, lone
+/// surrogates, nesting deeper than 128). The only bodies left that the direct read takes
+/// differently are those with a key twice in one object, which the tree keeps the last of and
+/// a derived `Deserialize` refuses. Any body the direct read refuses, that one included, is
+/// read again through the tree, which decides it and words the error as it always has.
+pub(super) fn read_message<'a, T: Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    read_direct(text)
+        .or_else(|_| serde_json::from_str::<Map<String, Value>>(text).and_then(message))
+}
+
+fn read_direct<'a, T: Deserialize<'a>>(text: &'a str) -> serde_json::Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = deserializer.deserialize_map(MessageVisitor(PhantomData))?;
+    deserializer.end()?;
+    Ok(value)
 }
 
 /// A message from a JSON object. Derived `Deserialize` impls also accept an array and fill the
 /// fields by position, which protobuf JSON never means; going through `Map` refuses that.
-pub(super) fn message<T: DeserializeOwned, E: de::Error>(
+pub(super) fn message<'de, T: Deserialize<'de>, E: de::Error>(
     object: Map<String, Value>,
 ) -> Result<T, E> {
     T::deserialize(Value::Object(object)).map_err(E::custom)
 }
 
-/// [`message`] for an optional field; `null` is proto3's "not set".
+/// [`message`] for an optional field; `null` is proto3's "not set". Like [`message`] it
+/// refuses anything but an object (in the same words: `expected a map`), whether it reads
+/// from the text or from the tree.
 pub(super) fn optional_message<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: DeserializeOwned,
+    T: Deserialize<'de>,
 {
-    Option::<Map<String, Value>>::deserialize(deserializer)?
-        .map(message)
-        .transpose()
+    struct OptionalVisitor<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OptionalVisitor<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map or null")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<T>, D::Error> {
+            deserializer
+                .deserialize_map(MessageVisitor(PhantomData))
+                .map(Some)
+        }
+    }
+
+    deserializer.deserialize_option(OptionalVisitor(PhantomData))
 }
 
-impl WebhookEvent {
-    fn parse(body: &[u8]) -> Result<WebhookEvent, NormaliseError> {
+/// Reads `T` from a JSON object only, handing the derived impl the object's entries.
+struct MessageVisitor<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for MessageVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What `Map`'s visitor says, so errors read as they did when messages went through it.
+        f.write_str("a map")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(CheckedEntries(map)))
+    }
+}
+
+/// A message's entries, the values it skips checked as [`Checked`] rather than just skipped.
+/// Keys need nothing: the derived field visitor reads every key as a string, as the tree does.
+struct CheckedEntries<A>(A);
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for CheckedEntries<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        self.0.next_key_seed(seed)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.0.next_value_seed(CheckSkipped(seed))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.0.size_hint()
+    }
+}
+
+/// A value of a message field: read as usual, unless the message skips it
+/// (`deserialize_ignored_any`), which then reads it as [`Checked`].
+struct CheckSkipped<T>(T);
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for CheckSkipped<S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.0.deserialize(CheckSkipped(deserializer))
+    }
+}
+
+/// Forwards `Deserializer` methods to the wrapped deserializer.
+macro_rules! forward_deserialize {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<V: Visitor<'de>>(
+                self,
+                $($arg: $ty,)*
+                visitor: V,
+            ) -> Result<V::Value, D::Error> {
+                self.0.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for CheckSkipped<D> {
+    type Error = D::Error;
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(CheckedVisitor)?;
+        visitor.visit_unit()
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+
+    forward_deserialize! {
+        deserialize_any();
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_str();
+        deserialize_string();
+        deserialize_bytes();
+        deserialize_byte_buf();
+        deserialize_option();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_newtype_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+    }
+}
+
+/// Any JSON value, checked as strictly as parsing it into a [`Value`] would (the same
+/// `deserialize_any` and string keys) but kept nowhere.
+struct Checked;
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Checked, D::Error> {
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
+/// An object key, read as `Map` reads its keys.
+struct CheckedKey;
+
+impl<'de> Deserialize<'de> for CheckedKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CheckedKey, D::Error> {
+        deserializer
+            .deserialize_str(CheckedVisitor)
+            .map(|_| CheckedKey)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_entry::<CheckedKey, Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+}
+
+impl<'a> WebhookEvent<'a> {
+    fn parse(body: &'a [u8]) -> Result<WebhookEvent<'a>, NormaliseError> {
         if body.is_empty() {
             return Err(NormaliseError::Malformed("the body is empty".into()));
         }
@@ -260,53 +504,50 @@ impl WebhookEvent {
             .map_err(|e| NormaliseError::Malformed(format!("the body is not UTF-8: {e}")))?;
         // serde_json builds values at most 128 levels deep, so deeply nested bodies cannot
         // exhaust the stack.
-        serde_json::from_str::<Map<String, Value>>(text)
-            .and_then(message)
-            .map_err(|e| {
-                NormaliseError::Malformed(format!("the body is not a LiveKit WebhookEvent: {e}"))
-            })
+        read_message(text).map_err(|e| {
+            NormaliseError::Malformed(format!("the body is not a LiveKit WebhookEvent: {e}"))
+        })
     }
 
-    fn named_room(&self) -> Result<&Room, NormaliseError> {
+    fn named_room(&self) -> Result<&Room<'a>, NormaliseError> {
         self.room
             .as_ref()
             .filter(|room| !room.name.is_empty())
             .ok_or_else(|| NormaliseError::Malformed("missing `room.name`".into()))
     }
 
-    fn participant(&self) -> Result<&ParticipantInfo, NormaliseError> {
+    fn participant(&self) -> Result<&ParticipantInfo<'a>, NormaliseError> {
         self.participant
             .as_ref()
             .ok_or_else(|| NormaliseError::Malformed("missing `participant`".into()))
     }
 
     /// The room an event without a `room` object belongs to, or "" when it names none.
-    fn any_room_name(&self) -> String {
+    fn any_room_name(&self) -> &str {
         let candidates = [
-            self.room.as_ref().map(|room| room.name.as_str()),
-            self.egress_info.as_ref().map(|e| e.room_name.as_str()),
-            self.ingress_info.as_ref().map(|i| i.room_name.as_str()),
+            self.room.as_ref().map(|room| room.name.as_ref()),
+            self.egress_info.as_ref().map(|e| e.room_name.as_ref()),
+            self.ingress_info.as_ref().map(|i| i.room_name.as_ref()),
             self.job
                 .as_ref()
                 .and_then(|job| job.room.as_ref())
-                .map(|room| room.name.as_str()),
+                .map(|room| room.name.as_ref()),
         ];
         candidates
             .into_iter()
             .flatten()
             .find(|name| !name.is_empty())
             .unwrap_or_default()
-            .to_owned()
     }
 }
 
-impl Room {
+impl Room<'_> {
     fn instance(&self) -> Option<String> {
-        (!self.sid.is_empty()).then(|| self.sid.clone())
+        (!self.sid.is_empty()).then(|| self.sid.as_ref().to_owned())
     }
 }
 
-impl ParticipantInfo {
+impl ParticipantInfo<'_> {
     fn participant(&self) -> Result<Participant, NormaliseError> {
         if self.sid.is_empty() {
             return Err(NormaliseError::Malformed(
@@ -318,14 +559,14 @@ impl ParticipantInfo {
             .as_ref()
             .is_some_and(|permission| permission.can_publish);
         Ok(Participant {
-            id: self.sid.clone(),
+            id: self.sid.as_ref().to_owned(),
             // LiveKit requires an identity to connect; the sid stands in should one be missing.
             identity: if self.identity.is_empty() {
-                self.sid.clone()
+                self.sid.as_ref().to_owned()
             } else {
-                self.identity.clone()
+                self.identity.as_ref().to_owned()
             },
-            name: (!self.name.is_empty()).then(|| self.name.clone()),
+            name: (!self.name.is_empty()).then(|| self.name.as_ref().to_owned()),
             role: if can_publish || self.is_publisher {
                 Role::Publisher
             } else {
@@ -351,7 +592,7 @@ impl ParticipantInfo {
 
 /// A `livekit.DisconnectReason` in lowercase, `None` for its zero value; unknown numbers are
 /// kept as `disconnect_reason_<n>`.
-pub(super) fn disconnect_reason_name(reason: &ProtoEnum) -> Option<String> {
+pub(super) fn disconnect_reason_name(reason: &ProtoEnum<'_>) -> Option<String> {
     let reason = match reason {
         ProtoEnum::Name(name) => name.to_ascii_lowercase(),
         ProtoEnum::Number(n) => match usize::try_from(*n)
@@ -366,7 +607,7 @@ pub(super) fn disconnect_reason_name(reason: &ProtoEnum) -> Option<String> {
 }
 
 /// `ParticipantInfo.Kind` in lowercase; absent is its zero value, STANDARD.
-pub(super) fn kind_name(kind: Option<&ProtoEnum>) -> String {
+pub(super) fn kind_name(kind: Option<&ProtoEnum<'_>>) -> String {
     const KINDS: [&str; 7] = [
         "standard",
         "ingress",
@@ -451,38 +692,46 @@ impl<'de> Deserialize<'de> for Int64 {
 
 /// A protobuf enum: protojson writes the value's name, other encoders its number.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum ProtoEnum {
-    Name(String),
+pub(super) enum ProtoEnum<'a> {
+    Name(Cow<'a, str>),
     Number(i64),
 }
 
-impl<'de> Deserialize<'de> for ProtoEnum {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProtoEnum, D::Error> {
-        struct EnumVisitor;
+impl<'de: 'a, 'a> Deserialize<'de> for ProtoEnum<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ProtoEnum<'a>, D::Error> {
+        struct EnumVisitor<'a>(PhantomData<&'a str>);
 
-        impl Visitor<'_> for EnumVisitor {
-            type Value = ProtoEnum;
+        impl<'de: 'a, 'a> Visitor<'de> for EnumVisitor<'a> {
+            type Value = ProtoEnum<'a>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an enum value name or number")
             }
 
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ProtoEnum, E> {
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<ProtoEnum<'a>, E> {
                 Ok(ProtoEnum::Number(value))
             }
 
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<ProtoEnum, E> {
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<ProtoEnum<'a>, E> {
                 i64::try_from(value)
                     .map(ProtoEnum::Number)
                     .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
             }
 
-            fn visit_str<E: de::Error>(self, value: &str) -> Result<ProtoEnum, E> {
-                Ok(ProtoEnum::Name(value.to_owned()))
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<ProtoEnum<'a>, E> {
+                Ok(ProtoEnum::Name(Cow::Borrowed(value)))
+            }
+
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<ProtoEnum<'a>, E> {
+                Ok(ProtoEnum::Name(Cow::Owned(value.to_owned())))
+            }
+
+            fn visit_string<E: de::Error>(self, value: String) -> Result<ProtoEnum<'a>, E> {
+                Ok(ProtoEnum::Name(Cow::Owned(value)))
             }
         }
 
-        deserializer.deserialize_any(EnumVisitor)
+        deserializer.deserialize_any(EnumVisitor(PhantomData))
     }
 }
 
@@ -492,6 +741,8 @@ mod tests {
     use base64::Engine as _;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    use proptest::prelude::*;
 
     use super::*;
     use crate::providers::signing::{livekit_body_sha256, livekit_token};
@@ -1307,6 +1558,162 @@ mod tests {
         let unterminated = "[".repeat(depth);
         for body in [arrays, in_room, in_unknown, unterminated] {
             malformed(body.as_bytes());
+        }
+    }
+
+    // --- reading bodies: the direct read against the tree ---
+
+    /// Whatever `read_direct` reads, the tree reads the same; `read_message` answers as the
+    /// tree does. Returns whether the direct read took the body.
+    fn reads_alike(text: &str) -> bool {
+        let tree = serde_json::from_str::<Map<String, Value>>(text)
+            .and_then(message::<WebhookEvent<'_>, serde_json::Error>);
+        let direct = read_direct::<WebhookEvent<'_>>(text);
+        if let Ok(direct) = &direct {
+            assert_eq!(tree.as_ref().ok(), Some(direct), "{text}");
+        }
+        let answer = read_message::<WebhookEvent<'_>>(text);
+        assert_eq!(format!("{answer:?}"), format!("{tree:?}"), "{text}");
+        direct.is_ok()
+    }
+
+    #[test]
+    fn fixtures_are_read_directly() {
+        for body in [
+            ROOM_STARTED_PY,
+            ROOM_STARTED_NODE,
+            ROOM_FINISHED,
+            JOINED,
+            JOINED_NUMBERS,
+            LEFT,
+            ABORTED,
+            TRACK_PUBLISHED,
+            TRACK_UNPUBLISHED,
+            EGRESS_STARTED,
+            EGRESS_UPDATED,
+            EGRESS_ENDED,
+            INGRESS_STARTED,
+            INGRESS_ENDED,
+            AGENT_JOB_STARTED,
+            UNKNOWN_EVENT,
+        ] {
+            assert!(reads_alike(std::str::from_utf8(body).unwrap()));
+        }
+    }
+
+    #[test]
+    fn what_the_tree_reads_differently_is_left_to_it() {
+        let deep = format!(
+            r#"{{"id":"EV_1","x":{}1{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for text in [
+            // The tree keeps the last of two keys; a derived struct refuses the second.
+            r#"{"event":"x","event":"room_started","room":{"name":"r"},"id":"EV_1"}"#,
+            r#"{"event":"room_started","room":{"name":"a","name":"r"},"id":"EV_1"}"#,
+            // Skipped fields the tree refuses.
+            r#"{"event":"room_started","id":"EV_1","x":1e400}"#,
+            r#"{"event":"room_started","id":"EV_1","x":"\ud800"}"#,
+            r#"{"event":"room_started","id":"EV_1","x":{"\ud800":1}}"#,
+            deep.as_str(),
+            // Not objects.
+            r#"[]"#,
+            r#"{"room":["RM_1","r"]}"#,
+            r#"{"participant":{"permission":[true]}}"#,
+            r#"{"job":{"room":"r"}}"#,
+            r#"{"id":"EV_1"} x"#,
+        ] {
+            assert!(!reads_alike(text), "{text}");
+        }
+        // Escapes and duplicates of unknown keys are read alike.
+        for text in [
+            r#"{"ev\u0065nt":"room_\u0073tarted","id":"EV_\n1","x":1,"x":[1e300,{"y":"\ud83d\ude00"}]}"#,
+            r#"{"event":"e","room":null,"participant":{"kind":"AG\u0045NT","disconnectReason":3}}"#,
+        ] {
+            assert!(reads_alike(text), "{text}");
+        }
+    }
+
+    /// Raw JSON for any field: right and wrong types, edge numbers, escapes, messages.
+    fn raw_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(vec![
+                "null",
+                "true",
+                "false",
+                "0",
+                "-0",
+                "-1",
+                "1.5",
+                "1e400",
+                "-1e400",
+                "1e300",
+                "9223372036854775807",
+                "9223372036854775808",
+                "18446744073709551616",
+                "\"\"",
+                "\"1692627912\"",
+                "\"-5\"",
+                "\"soon\"",
+                "\"r\"",
+                "\"PA_1\"",
+                "\"\\ud800\"",
+                "\"\\u0041\"",
+                "\"CLIENT_INITIATED\"",
+                "\"AGENT\"",
+                "[]",
+                "{}",
+            ])
+            .prop_map(str::to_owned),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "\"[ -~&&[^\"\\\\]]{0,6}\"",
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                object(inner),
+            ]
+        })
+    }
+
+    fn object(value: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+        let names = prop::sample::select(vec![
+            "event",
+            "id",
+            "createdAt",
+            "room",
+            "participant",
+            "egressInfo",
+            "ingressInfo",
+            "job",
+            "sid",
+            "name",
+            "identity",
+            "joinedAt",
+            "joinedAtMs",
+            "permission",
+            "canPublish",
+            "isPublisher",
+            "kind",
+            "disconnectReason",
+            "roomName",
+            "other",
+        ]);
+        prop::collection::vec((names, value), 0..7).prop_map(|fields| {
+            let fields: Vec<String> = fields
+                .into_iter()
+                .map(|(name, value)| format!("\"{name}\":{value}"))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_direct_read_never_differs_from_the_tree(text in object(raw_value())) {
+            reads_alike(&text);
         }
     }
 }

@@ -10,15 +10,16 @@
 //! `room.sid`, the per-session UUID plugNmeet substitutes for LiveKit's. Participant sessions
 //! are keyed by the participant `sid`, so a rejoin, which gets a new sid, is a new session.
 
+use std::borrow::Cow;
+
 use roomledger_actors::model::{
     Event, EventKind, Output, Participant, Provider, Role, RoomKey, SEQ_JOIN, SEQ_LEAVE,
 };
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use super::jwt::{self, strip_bearer};
 use super::livekit::{
-    Int64, ProtoEnum, disconnect_reason_name, kind_name, message, millis, optional_message,
+    Int64, ProtoEnum, disconnect_reason_name, kind_name, millis, optional_message, read_message,
     seconds_to_ms,
 };
 use super::{Adapter, Delivery, NormaliseError, Verified, VerifyError, header_text};
@@ -84,7 +85,7 @@ impl Adapter for Plugnmeet {
                 let kind = EventKind::RoomStarted {
                     instance: room.instance(),
                 };
-                (room.room_id.clone(), created_ms, kind)
+                (room.room_id.as_ref(), created_ms, kind)
             }
             // plugNmeet sends `session_ended` before it ends the room, then relays LiveKit's
             // `room_finished`: either closes every open session; the room keeps the earlier.
@@ -93,7 +94,7 @@ impl Adapter for Plugnmeet {
                 let kind = EventKind::RoomFinished {
                     instance: room.instance(),
                 };
-                (room.room_id.clone(), created_ms, kind)
+                (room.room_id.as_ref(), created_ms, kind)
             }
             "participant_joined" => {
                 let room = wire.named_room()?;
@@ -104,7 +105,7 @@ impl Adapter for Plugnmeet {
                     participant: info.participant()?,
                     seq: SEQ_JOIN,
                 };
-                (room.room_id.clone(), at_ms, kind)
+                (room.room_id.as_ref(), at_ms, kind)
             }
             "participant_left" => {
                 let room = wire.named_room()?;
@@ -120,7 +121,7 @@ impl Adapter for Plugnmeet {
                         .and_then(disconnect_reason_name)
                         .unwrap_or_else(|| "unknown_reason".to_owned()),
                 };
-                (room.room_id.clone(), created_ms, kind)
+                (room.room_id.as_ref(), created_ms, kind)
             }
             "start_recording" | "end_recording" | "start_rtmp" | "end_rtmp" => {
                 let room = wire.named_room()?;
@@ -135,7 +136,7 @@ impl Adapter for Plugnmeet {
                 } else {
                     EventKind::OutputEnded { instance, output }
                 };
-                (room.room_id.clone(), created_ms, kind)
+                (room.room_id.as_ref(), created_ms, kind)
             }
             // Tracks, recording post-processing, analytics, artifacts, speech-to-text and
             // whatever plugNmeet adds later: journaled, no effect on presence.
@@ -143,14 +144,14 @@ impl Adapter for Plugnmeet {
                 let room = wire
                     .room
                     .as_ref()
-                    .map(|room| room.room_id.clone())
+                    .map(|room| room.room_id.as_ref())
                     .unwrap_or_default();
                 (room, created_ms, EventKind::Other { name })
             }
         };
         Ok(vec![Event {
-            room: RoomKey::new(Provider::Plugnmeet, verified.app.clone(), room),
-            id: wire.id,
+            room: RoomKey::new(Provider::Plugnmeet, verified.app.as_str(), room),
+            id: wire.id.as_ref().to_owned(),
             at_ms,
             kind,
         }])
@@ -161,36 +162,45 @@ impl Adapter for Plugnmeet {
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct NotifyEvent {
-    event: String,
-    id: String,
+struct NotifyEvent<'a> {
+    #[serde(borrow)]
+    event: Cow<'a, str>,
+    #[serde(borrow)]
+    id: Cow<'a, str>,
     created_at: Int64,
-    #[serde(deserialize_with = "optional_message")]
-    room: Option<NotifyRoom>,
-    #[serde(deserialize_with = "optional_message")]
-    participant: Option<ParticipantInfo>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    room: Option<NotifyRoom<'a>>,
+    #[serde(borrow, deserialize_with = "optional_message")]
+    participant: Option<ParticipantInfo<'a>>,
 }
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct NotifyRoom {
-    sid: String,
-    room_id: String,
+struct NotifyRoom<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    #[serde(borrow)]
+    room_id: Cow<'a, str>,
 }
 
 #[derive(Default, Deserialize)]
 #[serde(default)]
-struct ParticipantInfo {
-    sid: String,
-    identity: String,
-    name: String,
+struct ParticipantInfo<'a> {
+    #[serde(borrow)]
+    sid: Cow<'a, str>,
+    #[serde(borrow)]
+    identity: Cow<'a, str>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
     joined_at: Int64,
     joined_at_ms: Int64,
     #[serde(deserialize_with = "optional_message")]
     permission: Option<Permission>,
     is_publisher: bool,
-    kind: Option<ProtoEnum>,
-    disconnect_reason: Option<ProtoEnum>,
+    #[serde(borrow)]
+    kind: Option<ProtoEnum<'a>>,
+    #[serde(borrow)]
+    disconnect_reason: Option<ProtoEnum<'a>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -199,44 +209,42 @@ struct Permission {
     can_publish: bool,
 }
 
-impl NotifyEvent {
-    fn parse(body: &[u8]) -> Result<NotifyEvent, NormaliseError> {
+impl<'a> NotifyEvent<'a> {
+    fn parse(body: &'a [u8]) -> Result<NotifyEvent<'a>, NormaliseError> {
         if body.is_empty() {
             return Err(NormaliseError::Malformed("the body is empty".into()));
         }
         let text = std::str::from_utf8(body)
             .map_err(|e| NormaliseError::Malformed(format!("the body is not UTF-8: {e}")))?;
         // serde_json stops at 128 levels of nesting, so hostile bodies cannot exhaust the stack.
-        serde_json::from_str::<Map<String, Value>>(text)
-            .and_then(message)
-            .map_err(|e| {
-                NormaliseError::Malformed(format!(
-                    "the body is not a plugNmeet CommonNotifyEvent: {e}"
-                ))
-            })
+        read_message(text).map_err(|e| {
+            NormaliseError::Malformed(format!(
+                "the body is not a plugNmeet CommonNotifyEvent: {e}"
+            ))
+        })
     }
 
-    fn named_room(&self) -> Result<&NotifyRoom, NormaliseError> {
+    fn named_room(&self) -> Result<&NotifyRoom<'a>, NormaliseError> {
         self.room
             .as_ref()
             .filter(|room| !room.room_id.is_empty())
             .ok_or_else(|| NormaliseError::Malformed("missing `room.room_id`".into()))
     }
 
-    fn participant(&self) -> Result<&ParticipantInfo, NormaliseError> {
+    fn participant(&self) -> Result<&ParticipantInfo<'a>, NormaliseError> {
         self.participant
             .as_ref()
             .ok_or_else(|| NormaliseError::Malformed("missing `participant`".into()))
     }
 }
 
-impl NotifyRoom {
+impl NotifyRoom<'_> {
     fn instance(&self) -> Option<String> {
-        (!self.sid.is_empty()).then(|| self.sid.clone())
+        (!self.sid.is_empty()).then(|| self.sid.as_ref().to_owned())
     }
 }
 
-impl ParticipantInfo {
+impl ParticipantInfo<'_> {
     fn participant(&self) -> Result<Participant, NormaliseError> {
         if self.sid.is_empty() {
             return Err(NormaliseError::Malformed(
@@ -248,14 +256,14 @@ impl ParticipantInfo {
             .as_ref()
             .is_some_and(|permission| permission.can_publish);
         Ok(Participant {
-            id: self.sid.clone(),
+            id: self.sid.as_ref().to_owned(),
             // `identity` is the plugNmeet user id; the sid stands in should one be missing.
             identity: if self.identity.is_empty() {
-                self.sid.clone()
+                self.sid.as_ref().to_owned()
             } else {
-                self.identity.clone()
+                self.identity.as_ref().to_owned()
             },
-            name: (!self.name.is_empty()).then(|| self.name.clone()),
+            name: (!self.name.is_empty()).then(|| self.name.as_ref().to_owned()),
             role: if can_publish || self.is_publisher {
                 Role::Publisher
             } else {

@@ -44,7 +44,24 @@ pub(crate) fn agora_mac_v1(secret: &[u8]) -> Hmac<Sha1> {
 
 /// The LiveKit `sha256` claim: standard (padded, `+/`) base64 of SHA-256 over the raw body.
 pub fn livekit_body_sha256(body: &[u8]) -> String {
-    STANDARD.encode(Sha256::digest(body))
+    let mut out = [0u8; LIVEKIT_BODY_SHA256_LEN];
+    livekit_body_sha256_into(body, &mut out).to_owned()
+}
+
+/// Length of [`livekit_body_sha256`]: 32 bytes in padded base64.
+pub(crate) const LIVEKIT_BODY_SHA256_LEN: usize = 44;
+
+/// [`livekit_body_sha256`] written into `out`, for verifiers that need no `String`.
+pub(crate) fn livekit_body_sha256_into<'a>(
+    body: &[u8],
+    out: &'a mut [u8; LIVEKIT_BODY_SHA256_LEN],
+) -> &'a str {
+    let written = STANDARD
+        .encode_slice(Sha256::digest(body), out)
+        .expect("32 bytes are 44 in padded base64");
+    debug_assert_eq!(written, LIVEKIT_BODY_SHA256_LEN);
+    // Base64 is ASCII.
+    std::str::from_utf8(out).expect("base64 is ASCII")
 }
 
 /// The claims of a LiveKit webhook token. Go's `auth.AccessToken` merges its claims into a map
