@@ -503,7 +503,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
-/// Guards the read API and the page when `[server] api_token` is set. The token comes as
+/// Guards the read API (which is all the page shows) when `[server] api_token` is set; the
+/// page's own files are not secret. The token comes as
 /// `Authorization: Bearer <token>` or, for `EventSource` and links, as `?token=`.
 pub async fn require_token(
     request: ServiceRequest,
