@@ -137,6 +137,12 @@ impl LiveRooms {
         let entry = summary
             .live
             .then_some((summary.participants, summary.started_ms));
+        // Most calls change nothing (every room publishes on every tick): find that out under
+        // the read lock, so readers of the index are not stopped for it. Checked again below,
+        // as another publisher may change this room in between.
+        if self.inner.read().rooms.get(room).copied() == entry {
+            return;
+        }
         let mut inner = self.inner.write();
         let previous = inner.rooms.get(room).copied();
         if previous == entry {

@@ -40,24 +40,18 @@ pub fn recover(
 ) -> Result<Recovered, StoreError> {
     let started = Instant::now();
     let mut report = RecoveryReport::default();
-    let mut rooms: HashMap<RoomKey, Room> = HashMap::new();
+    // Rooms in a `Vec`, found by key through `index`: growing the index moves small entries
+    // rather than whole rooms, and the `Vec` is what recovery hands over at the end.
+    let mut rooms: Vec<Room> = Vec::new();
+    let mut index: HashMap<RoomKey, usize> = HashMap::new();
     let metas = store.snapshots()?;
     for meta in &metas {
-        let loaded = store.read_snapshot(meta).and_then(|parts| {
-            parts
-                .into_iter()
-                .map(|(key, bytes)| {
-                    postcard::from_bytes::<Room>(&bytes)
-                        .map(|room| (key.clone(), room))
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!("room {key} in snapshot {}: {e}", meta.id))
-                        })
-                })
-                .collect::<Result<HashMap<_, _>, _>>()
-        });
+        let loaded = store
+            .read_snapshot(meta)
+            .and_then(|parts| decode_snapshot(meta.id, parts));
         match loaded {
             Ok(loaded) => {
-                rooms = loaded;
+                (rooms, index) = loaded;
                 report.snapshot = Some(meta.id);
                 report.as_of_seq = meta.as_of_seq;
                 break;
@@ -84,7 +78,8 @@ pub fn recover(
     }
 
     let watermarks = store.watermarks()?;
-    let mut pending: HashMap<RoomKey, (u64, Vec<SessionChange>)> = HashMap::new();
+    // Keyed by the room's place in `rooms`.
+    let mut pending: HashMap<usize, (u64, Vec<SessionChange>)> = HashMap::new();
     let mut pending_changes = 0;
     for item in store.journal_after(report.as_of_seq) {
         let (seq, entry) = item?;
@@ -98,29 +93,34 @@ pub fn recover(
         if key.room.is_empty() {
             continue;
         }
-        let room = rooms
-            .entry(key.clone())
-            .or_insert_with(|| Room::new(key.clone()));
-        let effects = room.apply(seq, &entry.event, entry.received_ms, settings);
+        // Looked up by reference: the key is copied once per room, not once per event.
+        let slot = match index.get(key) {
+            Some(&slot) => slot,
+            None => {
+                index.insert(key.clone(), rooms.len());
+                rooms.push(Room::new(key.clone()));
+                rooms.len() - 1
+            }
+        };
+        let room = &mut rooms[slot];
+        let effects = room.apply_owned(seq, entry.event, entry.received_ms, settings);
+        let changes = session_changes(effects);
         // What the previous process already wrote (its watermark) is not written again.
-        if seq <= watermarks.get(key).copied().unwrap_or(0) {
+        if changes.is_empty() || seq <= watermarks.get(room.key()).copied().unwrap_or(0) {
             continue;
         }
-        let changes = session_changes(effects);
-        if !changes.is_empty() {
-            pending_changes += changes.len();
-            let slot = pending.entry(key.clone()).or_default();
-            slot.0 = seq;
-            slot.1.extend(changes);
-        }
+        pending_changes += changes.len();
+        let room_pending = pending.entry(slot).or_default();
+        room_pending.0 = seq;
+        room_pending.1.extend(changes);
         if pending_changes >= WRITE_BATCH {
-            write_pending(store, &mut pending)?;
+            write_pending(store, &rooms, &mut pending)?;
             pending_changes = 0;
         }
     }
-    write_pending(store, &mut pending)?;
+    write_pending(store, &rooms, &mut pending)?;
+    drop(index);
 
-    let mut rooms: Vec<Room> = rooms.into_values().collect();
     for room in &mut rooms {
         room.resume_accrual(now_ms);
         report.live_participants += room.live_participants() as u64;
@@ -143,12 +143,77 @@ pub fn recover(
 
 fn write_pending(
     store: &Store,
-    pending: &mut HashMap<RoomKey, (u64, Vec<SessionChange>)>,
+    rooms: &[Room],
+    pending: &mut HashMap<usize, (u64, Vec<SessionChange>)>,
 ) -> Result<(), StoreError> {
-    for (room, (seq, changes)) in pending.drain() {
-        store.write_sessions(&room, seq, &changes)?;
+    for (slot, (seq, changes)) in pending.drain() {
+        store.write_sessions(rooms[slot].key(), seq, &changes)?;
     }
     Ok(())
+}
+
+/// Snapshots smaller than this are decoded on one thread.
+const PARALLEL_DECODE_MIN: usize = 1024;
+
+/// Decodes a snapshot's rooms, on as many threads as there are cores (rooms are independent,
+/// and decoding is most of the time a restart from a snapshot takes). Each stored state is freed
+/// as soon as it is decoded, so the snapshot's bytes and its rooms are not all held at once.
+/// The rooms come back in the snapshot's order with an index from key to place.
+fn decode_snapshot(
+    id: u64,
+    parts: Vec<(RoomKey, Vec<u8>)>,
+) -> Result<(Vec<Room>, HashMap<RoomKey, usize>), StoreError> {
+    let decode = |parts: Vec<(RoomKey, Vec<u8>)>| -> Result<Vec<(RoomKey, Room)>, StoreError> {
+        parts
+            .into_iter()
+            .map(|(key, bytes)| match postcard::from_bytes::<Room>(&bytes) {
+                Ok(room) => Ok((key, room)),
+                Err(e) => Err(StoreError::Corrupt(format!(
+                    "room {key} in snapshot {id}: {e}"
+                ))),
+            })
+            .collect()
+    };
+    let count = parts.len();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let decoded = if threads < 2 || count < PARALLEL_DECODE_MIN {
+        vec![decode(parts)]
+    } else {
+        let chunk = count.div_ceil(threads);
+        let mut chunks = Vec::with_capacity(threads);
+        let mut rest = parts;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            chunks.push(rest);
+            rest = tail;
+        }
+        chunks.push(rest);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .into_iter()
+                .map(|part| scope.spawn(move || decode(part)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| match worker.join() {
+                    Ok(result) => result,
+                    // Decoding panics only on a bug; fail this snapshot like any other error.
+                    Err(_) => Err(StoreError::Corrupt(format!(
+                        "decoding snapshot {id} panicked"
+                    ))),
+                })
+                .collect()
+        })
+    };
+    let mut rooms = Vec::with_capacity(count);
+    let mut index = HashMap::with_capacity(count);
+    for result in decoded {
+        for (key, room) in result? {
+            index.insert(key, rooms.len());
+            rooms.push(room);
+        }
+    }
+    Ok((rooms, index))
 }
 
 /// The effects that change what is stored.

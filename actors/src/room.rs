@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Anomaly, Closure, Event, EventKind, Output, Participant, ParticipantSession, RoomKey,
+    Anomaly, Closure, Event, EventKind, Output, Participant, ParticipantSession, Role, RoomKey,
     RoomSession,
 };
 
@@ -153,7 +153,9 @@ pub struct Room {
     current: Option<Instance>,
     /// Recently ended instances, oldest first (sorted by end time).
     ended: Vec<Instance>,
-    participants: HashMap<String, Tracked>,
+    /// By participant id; `Box<str>` rather than `String`, as there is one per participant and
+    /// the id never grows.
+    participants: HashMap<Box<str>, Tracked>,
     /// The highest journal sequence applied; replay skips anything at or below it.
     applied_seq: u64,
     /// Processing time of the latest event (idle detection).
@@ -281,24 +283,241 @@ impl Instance {
     }
 }
 
-/// One participant id's unsettled events and what was derived from them.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+/// One participant id's unsettled events and what was derived from them. A room keeps one per
+/// participant id it remembers, and most of them are live participants with one join in their
+/// window, so this is kept small: the live session points into the window instead of holding a
+/// second copy of the participant, and what only a participant with a past needs is boxed.
+///
+/// The snapshot form is the one of earlier versions (see [`TrackedOut`] and [`TrackedIn`]), so
+/// snapshots written before this layout still load.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(try_from = "TrackedIn")]
 struct Tracked {
     window: Vec<Seen>,
+    /// The live session derived from `window`, if any.
+    live: Option<Live>,
+    /// Floor, reported sessions, settled joins and timeout; `None` until one of them is set.
+    past: Option<Box<Past>>,
+    last_activity_ms: i64,
+    accrued_until_ms: i64,
+}
+
+/// The parts of [`Tracked`] a participant that only just joined does not have.
+#[derive(Clone, Debug, Default)]
+struct Past {
     /// Events with a sequence at or below this were settled and dropped.
     floor: Option<u64>,
     /// Sessions derived from `window` and already reported.
     emitted: Vec<ParticipantSession>,
-    live: Option<LiveParticipant>,
     /// Join times of the latest sessions settled out of the window, so a late leave of one of
     /// them is known as a correction rather than a new session.
     settled: Vec<i64>,
     /// Set when the staleness timeout closed the session that was live; sessions begun by then
     /// stay closed at that moment unless their real leave arrives.
     timed_out_ms: Option<i64>,
+}
+
+/// A live session: the window event that opened it (its participant and instance), when, and
+/// the role after the latest role change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Live {
+    first_seq: u64,
+    joined_ms: i64,
+    role: Role,
+}
+
+impl Tracked {
+    fn floor(&self) -> Option<u64> {
+        self.past.as_ref().and_then(|p| p.floor)
+    }
+
+    fn timed_out_ms(&self) -> Option<i64> {
+        self.past.as_ref().and_then(|p| p.timed_out_ms)
+    }
+
+    fn emitted(&self) -> &[ParticipantSession] {
+        self.past.as_ref().map_or(&[], |p| &p.emitted)
+    }
+
+    fn past_mut(&mut self) -> &mut Past {
+        self.past.get_or_insert_with(Box::default)
+    }
+
+    fn take_emitted(&mut self) -> Vec<ParticipantSession> {
+        self.past
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.emitted))
+            .unwrap_or_default()
+    }
+
+    fn set_emitted(&mut self, sessions: Vec<ParticipantSession>) {
+        if !sessions.is_empty() || self.past.is_some() {
+            self.past_mut().emitted = sessions;
+        }
+    }
+
+    /// The live participant as the read API shows it.
+    fn live_participant(&self) -> Option<LiveParticipant> {
+        let live = self.live?;
+        let first = self
+            .window
+            .binary_search_by_key(&live.first_seq, |s| s.seq)
+            .ok()
+            .map(|i| &self.window[i])?;
+        Some(LiveParticipant {
+            participant: Participant {
+                role: live.role,
+                ..first.participant.clone()
+            },
+            joined_ms: live.joined_ms,
+            instance: first.instance.clone(),
+        })
+    }
+}
+
+/// [`Tracked`] as snapshots store it (the field order and types of the earlier layout), written
+/// from borrows.
+#[derive(Serialize)]
+struct TrackedOut<'a> {
+    window: &'a [Seen],
+    floor: Option<u64>,
+    emitted: &'a [ParticipantSession],
+    live: Option<LiveOut<'a>>,
+    settled: &'a [i64],
+    timed_out_ms: Option<i64>,
     last_activity_ms: i64,
-    #[serde(skip)]
-    accrued_until_ms: i64,
+}
+
+/// [`LiveParticipant`] written from borrows.
+#[derive(Serialize)]
+struct LiveOut<'a> {
+    participant: ParticipantOut<'a>,
+    joined_ms: i64,
+    instance: &'a Option<String>,
+}
+
+/// [`Participant`] written from borrows.
+#[derive(Serialize)]
+struct ParticipantOut<'a> {
+    id: &'a str,
+    identity: &'a str,
+    name: &'a Option<String>,
+    role: Role,
+    platform: &'a Option<String>,
+}
+
+/// [`Tracked`] as snapshots store it, read.
+#[derive(Deserialize)]
+struct TrackedIn {
+    window: Vec<Seen>,
+    floor: Option<u64>,
+    emitted: Vec<ParticipantSession>,
+    live: Option<LiveParticipant>,
+    settled: Vec<i64>,
+    timed_out_ms: Option<i64>,
+    last_activity_ms: i64,
+}
+
+impl Serialize for Tracked {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let live = self.live.and_then(|live| {
+            let found = self.window.binary_search_by_key(&live.first_seq, |s| s.seq);
+            // `Room::rederive` keeps a live session's opening event in the window: settling
+            // drops events up to a leave only, and the session opened after the last leave.
+            debug_assert!(
+                found.is_ok(),
+                "a live session's opening event is in its window"
+            );
+            let i = found.ok()?;
+            let first = &self.window[i];
+            Some(LiveOut {
+                participant: ParticipantOut {
+                    id: &first.participant.id,
+                    identity: &first.participant.identity,
+                    name: &first.participant.name,
+                    role: live.role,
+                    platform: &first.participant.platform,
+                },
+                joined_ms: live.joined_ms,
+                instance: &first.instance,
+            })
+        });
+        let past = self.past.as_deref();
+        TrackedOut {
+            window: &self.window,
+            floor: self.floor(),
+            emitted: self.emitted(),
+            live,
+            settled: past.map_or(&[], |p| &p.settled),
+            timed_out_ms: self.timed_out_ms(),
+            last_activity_ms: self.last_activity_ms,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl TryFrom<TrackedIn> for Tracked {
+    type Error = String;
+
+    fn try_from(stored: TrackedIn) -> Result<Tracked, String> {
+        // The event the live session was opened with, as `Room::derive` picks it: the last
+        // join, or the first role change when no join opened the session (a session closed by
+        // its instance's end or a timeout reopens at a later role change; then the last event
+        // that fits is it).
+        let live = match stored.live {
+            None => None,
+            Some(live) => {
+                let fits = |s: &&Seen| {
+                    !matches!(s.what, What::Leave { .. })
+                        && s.at_ms == live.joined_ms
+                        && s.instance == live.instance
+                        && s.participant.id == live.participant.id
+                };
+                let mut opener: Option<&Seen> = None;
+                for seen in &stored.window {
+                    match seen.what {
+                        What::Join => opener = Some(seen),
+                        What::Role => {
+                            opener.get_or_insert(seen);
+                        }
+                        What::Leave { .. } => opener = None,
+                    }
+                }
+                let first = opener
+                    .filter(fits)
+                    .or_else(|| stored.window.iter().rev().find(fits))
+                    .ok_or_else(|| {
+                        format!(
+                            "live participant {} has no opening event in its window",
+                            live.participant.id
+                        )
+                    })?;
+                Some(Live {
+                    first_seq: first.seq,
+                    joined_ms: live.joined_ms,
+                    role: live.participant.role,
+                })
+            }
+        };
+        let has_past = stored.floor.is_some()
+            || !stored.emitted.is_empty()
+            || !stored.settled.is_empty()
+            || stored.timed_out_ms.is_some();
+        Ok(Tracked {
+            window: stored.window,
+            live,
+            past: has_past.then(|| {
+                Box::new(Past {
+                    floor: stored.floor,
+                    emitted: stored.emitted,
+                    settled: stored.settled,
+                    timed_out_ms: stored.timed_out_ms,
+                })
+            }),
+            last_activity_ms: stored.last_activity_ms,
+            accrued_until_ms: 0,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -308,6 +527,86 @@ struct Seen {
     instance: Option<String>,
     participant: Participant,
     what: What,
+}
+
+impl Seen {
+    /// A participant event's `Seen`, copied out of it; `None` for any other event.
+    fn copied(kind: &EventKind, at_ms: i64) -> Option<Seen> {
+        let (seq, instance, participant, what) = match kind {
+            EventKind::ParticipantJoined {
+                instance,
+                participant,
+                seq,
+            } => (seq, instance, participant, What::Join),
+            EventKind::RoleChanged {
+                instance,
+                participant,
+                seq,
+            } => (seq, instance, participant, What::Role),
+            EventKind::ParticipantLeft {
+                instance,
+                participant,
+                seq,
+                joined_at_ms,
+                reason,
+            } => (
+                seq,
+                instance,
+                participant,
+                What::Leave {
+                    joined_at_ms: *joined_at_ms,
+                    reason: reason.clone(),
+                },
+            ),
+            _ => return None,
+        };
+        Some(Seen {
+            seq: *seq,
+            at_ms,
+            instance: instance.clone(),
+            participant: participant.clone(),
+            what,
+        })
+    }
+
+    /// A participant event's `Seen`, moved out of it; `None` for any other event.
+    fn moved(kind: EventKind, at_ms: i64) -> Option<Seen> {
+        let (seq, instance, participant, what) = match kind {
+            EventKind::ParticipantJoined {
+                instance,
+                participant,
+                seq,
+            } => (seq, instance, participant, What::Join),
+            EventKind::RoleChanged {
+                instance,
+                participant,
+                seq,
+            } => (seq, instance, participant, What::Role),
+            EventKind::ParticipantLeft {
+                instance,
+                participant,
+                seq,
+                joined_at_ms,
+                reason,
+            } => (
+                seq,
+                instance,
+                participant,
+                What::Leave {
+                    joined_at_ms,
+                    reason,
+                },
+            ),
+            _ => return None,
+        };
+        Some(Seen {
+            seq,
+            at_ms,
+            instance,
+            participant,
+            what,
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -355,73 +654,76 @@ impl Room {
         now_ms: i64,
         settings: &RoomSettings,
     ) -> Vec<Effect> {
-        let mut effects = Vec::new();
+        if !self.begin(seq, event.at_ms, now_ms) {
+            return Vec::new();
+        }
+        // Most events have one effect; an empty `Vec` would make room for four.
+        let mut effects = Vec::with_capacity(1);
+        match Seen::copied(&event.kind, event.at_ms) {
+            Some(seen) => self.on_participant(seen, now_ms, settings, &mut effects),
+            None => self.on_room_event(event, now_ms, settings, &mut effects),
+        }
+        effects
+    }
+
+    /// [`Room::apply`] for an event the caller has no further use for (journal replay): its
+    /// participant moves into the room instead of being copied.
+    pub fn apply_owned(
+        &mut self,
+        seq: u64,
+        event: Event,
+        now_ms: i64,
+        settings: &RoomSettings,
+    ) -> Vec<Effect> {
+        if !self.begin(seq, event.at_ms, now_ms) {
+            return Vec::new();
+        }
+        let mut effects = Vec::with_capacity(1);
+        if matches!(
+            event.kind,
+            EventKind::ParticipantJoined { .. }
+                | EventKind::RoleChanged { .. }
+                | EventKind::ParticipantLeft { .. }
+        ) {
+            if let Some(seen) = Seen::moved(event.kind, event.at_ms) {
+                self.on_participant(seen, now_ms, settings, &mut effects);
+            }
+        } else {
+            self.on_room_event(&event, now_ms, settings, &mut effects);
+        }
+        effects
+    }
+
+    /// Records that entry `seq` is applied; false if it was already.
+    fn begin(&mut self, seq: u64, at_ms: i64, now_ms: i64) -> bool {
         if seq <= self.applied_seq {
-            return effects;
+            return false;
         }
         self.applied_seq = seq;
         self.last_activity_ms = self.last_activity_ms.max(now_ms);
-        self.last_event_ms = self.last_event_ms.max(event.at_ms);
+        self.last_event_ms = self.last_event_ms.max(at_ms);
+        true
+    }
+
+    /// Every event but a participant's (those go to `on_participant`).
+    fn on_room_event(
+        &mut self,
+        event: &Event,
+        now_ms: i64,
+        settings: &RoomSettings,
+        effects: &mut Vec<Effect>,
+    ) {
         match &event.kind {
             EventKind::RoomStarted { instance } => {
-                self.on_room_started(instance.as_deref(), event.at_ms, settings, &mut effects)
+                self.on_room_started(instance.as_deref(), event.at_ms, settings, effects)
             }
             EventKind::RoomFinished { instance } => {
-                self.on_room_finished(instance.as_deref(), event.at_ms, settings, &mut effects)
+                self.on_room_finished(instance.as_deref(), event.at_ms, settings, effects)
             }
-            EventKind::ParticipantJoined {
-                instance,
-                participant,
-                seq,
-            } => self.on_participant(
-                Seen {
-                    seq: *seq,
-                    at_ms: event.at_ms,
-                    instance: instance.clone(),
-                    participant: participant.clone(),
-                    what: What::Join,
-                },
-                now_ms,
-                settings,
-                &mut effects,
-            ),
-            EventKind::RoleChanged {
-                instance,
-                participant,
-                seq,
-            } => self.on_participant(
-                Seen {
-                    seq: *seq,
-                    at_ms: event.at_ms,
-                    instance: instance.clone(),
-                    participant: participant.clone(),
-                    what: What::Role,
-                },
-                now_ms,
-                settings,
-                &mut effects,
-            ),
-            EventKind::ParticipantLeft {
-                instance,
-                participant,
-                seq,
-                joined_at_ms,
-                reason,
-            } => self.on_participant(
-                Seen {
-                    seq: *seq,
-                    at_ms: event.at_ms,
-                    instance: instance.clone(),
-                    participant: participant.clone(),
-                    what: What::Leave {
-                        joined_at_ms: *joined_at_ms,
-                        reason: reason.clone(),
-                    },
-                },
-                now_ms,
-                settings,
-                &mut effects,
-            ),
+            // Made into a `Seen` by the caller.
+            EventKind::ParticipantJoined { .. }
+            | EventKind::RoleChanged { .. }
+            | EventKind::ParticipantLeft { .. } => {}
             EventKind::OutputStarted { instance, output }
             | EventKind::OutputEnded { instance, output } => {
                 let is_end = matches!(event.kind, EventKind::OutputEnded { .. });
@@ -431,13 +733,13 @@ impl Room {
                     *output,
                     is_end,
                     settings,
-                    &mut effects,
+                    effects,
                 )
             }
             EventKind::StreamOnline { .. } | EventKind::StreamOffline { .. } => {
                 let remainder =
                     self.streams
-                        .apply(event, now_ms, settings.stream_grace_ms, &mut effects);
+                        .apply(event, now_ms, settings.stream_grace_ms, effects);
                 self.accrual.pending.add(remainder, remainder);
             }
             // Records are written by the store, never applied by a room (the directory does not
@@ -446,7 +748,6 @@ impl Room {
             | EventKind::SubscriptionRevoked(_)
             | EventKind::FileScanned(_) => {}
         }
-        effects
     }
 
     /// Housekeeping driven by the clock: closes participants silent for longer than the timeout,
@@ -462,7 +763,7 @@ impl Room {
         // A silent participant is closed at the moment its timeout ran out, not at this tick:
         // that moment follows from journaled arrival times alone, so a replay after a crash
         // closes it exactly as the first run did.
-        let stale: Vec<(String, i64)> = self
+        let stale: Vec<(Box<str>, i64)> = self
             .participants
             .iter()
             .filter(|(_, t)| {
@@ -514,7 +815,7 @@ impl Room {
     pub fn accrue(&mut self, now_ms: i64) -> Accrual {
         let mut accrual = std::mem::take(&mut self.accrual.pending);
         for tracked in self.participants.values_mut() {
-            if let Some(live) = &tracked.live {
+            if let Some(live) = tracked.live {
                 let from = tracked.accrued_until_ms.max(live.joined_ms);
                 if now_ms > from {
                     accrual.add(now_ms.saturating_sub(from), 0);
@@ -564,7 +865,7 @@ impl Room {
         let mut participants: Vec<LiveParticipant> = self
             .participants
             .values()
-            .filter_map(|t| t.live.clone())
+            .filter_map(Tracked::live_participant)
             .collect();
         participants.extend(self.streams.live_participant());
         participants.sort_by(|a, b| {
@@ -876,9 +1177,17 @@ impl Room {
         let for_ended_instance = self
             .ended_cap(seen.instance.as_deref(), session_start)
             .is_some();
-        let tracked = self.participants.entry(id.clone()).or_default();
+        // Looked up before inserting, so the id is copied only for a participant not seen yet.
+        if !self.participants.contains_key(id.as_str()) {
+            self.participants
+                .insert(id.as_str().into(), Tracked::default());
+        }
+        let tracked = self
+            .participants
+            .get_mut(id.as_str())
+            .expect("invariant: inserted just above");
         tracked.last_activity_ms = tracked.last_activity_ms.max(now_ms);
-        if tracked.floor.is_some_and(|floor| seen.seq <= floor) {
+        if tracked.floor().is_some_and(|floor| seen.seq <= floor) {
             // Settled already. A leave still carries its whole session, which the store merges
             // with whatever closed it before; anything else cannot change the past.
             if let What::Leave {
@@ -886,8 +1195,9 @@ impl Room {
                 reason,
             } = &seen.what
             {
-                let first = !tracked.settled.contains(joined);
-                remember_settled(&mut tracked.settled, *joined);
+                let past = tracked.past_mut();
+                let first = !past.settled.contains(joined);
+                remember_settled(&mut past.settled, *joined);
                 let session = self.session_from_leave(&seen, *joined, reason.clone());
                 self.file_session(&session, effects);
                 effects.push(Effect::SessionFinished { session, first });
@@ -928,12 +1238,17 @@ impl Room {
         }
         let tracked = self
             .participants
-            .get_mut(&id)
+            .get_mut(id.as_str())
             .expect("invariant: inserted above and not removed since");
         // `ensure_current` may have ended the current instance and so settled (dropped) the
         // start of this very window: the place found above may be past its end now, or in the
         // wrong spot. Sorting is by `seq`, so finding it again is always right.
         let position = tracked.window.partition_point(|s| s.seq < seen.seq);
+        // Most windows hold one event, a live participant's join: an empty `Vec` would grow to
+        // room for four on its first insert, three of them never used.
+        if tracked.window.is_empty() {
+            tracked.window.reserve_exact(1);
+        }
         tracked.window.insert(position, seen);
         self.rederive(&id, now_ms, effects);
     }
@@ -975,7 +1290,7 @@ impl Room {
     }
 
     fn rederive_all(&mut self, _settings: &RoomSettings, effects: &mut Vec<Effect>) {
-        let mut ids: Vec<String> = self
+        let mut ids: Vec<Box<str>> = self
             .participants
             .iter()
             .filter(|(_, t)| !t.window.is_empty())
@@ -995,15 +1310,13 @@ impl Room {
         let Some(tracked) = self.participants.get(id) else {
             return;
         };
-        let (sessions, live) = self.derive(&tracked.window, tracked.timed_out_ms);
-        let previous = std::mem::take(
-            &mut self
-                .participants
-                .get_mut(id)
-                .expect("invariant: looked up above")
-                .emitted,
-        );
-        let was_live = self.participants[id].live.clone();
+        let (sessions, live) = self.derive(&tracked.window, tracked.timed_out_ms());
+        let tracked = self
+            .participants
+            .get_mut(id)
+            .expect("invariant: looked up above");
+        let previous = tracked.take_emitted();
+        let was_live = tracked.live;
         // A session whose join time was corrected is retracted under its old key and reported
         // under the new one; it still counts as one finished session.
         let retracted = previous
@@ -1066,7 +1379,7 @@ impl Room {
             tracked.accrued_until_ms = 0;
         }
         tracked.live = live;
-        tracked.emitted = sessions;
+        tracked.set_emitted(sessions);
 
         // Settle: nothing at or before the last leave can change any more; a leave carries the
         // whole session it ends. (A session closed by a room end or timeout stays in the window:
@@ -1075,7 +1388,7 @@ impl Room {
         // window is kept whole until it does (or grows past `WINDOW_KEPT`), so that leave can
         // still replace the guess.
         let guessing = tracked
-            .emitted
+            .emitted()
             .iter()
             .any(|s| s.closure == Closure::Superseded);
         let last_leave = tracked
@@ -1086,20 +1399,24 @@ impl Room {
             .map(|s| s.seq)
             .filter(|_| !guessing || tracked.window.len() > WINDOW_KEPT);
         if let Some(upto) = last_leave {
-            tracked.floor = Some(tracked.floor.map_or(upto, |f| f.max(upto)));
+            let past = tracked.past.get_or_insert_with(Box::default);
+            past.floor = Some(past.floor.map_or(upto, |f| f.max(upto)));
             tracked.window.retain(|s| s.seq > upto);
-            for joined in tracked.emitted.iter().map(|s| s.joined_ms) {
-                remember_settled(&mut tracked.settled, joined);
+            // What is left is usually nothing (a leave closed the only session), and a
+            // participant that left is remembered for `forget_after_ms`: give the room back.
+            tracked.window.shrink_to_fit();
+            for joined in past.emitted.iter().map(|s| s.joined_ms) {
+                remember_settled(&mut past.settled, joined);
             }
             let window = std::mem::take(&mut tracked.window);
-            let timed_out = tracked.timed_out_ms;
+            let timed_out = past.timed_out_ms;
             let (remaining, _) = self.derive(&window, timed_out);
             let tracked = self
                 .participants
                 .get_mut(id)
                 .expect("invariant: looked up above");
             tracked.window = window;
-            tracked.emitted = remaining;
+            tracked.set_emitted(remaining);
         }
     }
 
@@ -1110,10 +1427,11 @@ impl Room {
         &self,
         window: &[Seen],
         timed_out_ms: Option<i64>,
-    ) -> (Vec<ParticipantSession>, Option<LiveParticipant>) {
+    ) -> (Vec<ParticipantSession>, Option<Live>) {
+        /// An open session: its first event's participant, with the latest role.
         struct Open<'a> {
             first: &'a Seen,
-            participant: Participant,
+            role: Role,
             cap: Option<(i64, Closure)>,
         }
         // A session without its leave closes at its instance's end or at the timeout, if it
@@ -1138,7 +1456,7 @@ impl Room {
                 && let Some((end, closure)) = o.cap
                 && seen.at_ms > end
             {
-                sessions.push(self.session_closed(o.first, &o.participant, end, closure));
+                sessions.push(self.session_closed(o.first, o.role, end, closure));
                 open = None;
             }
             match &seen.what {
@@ -1147,23 +1465,23 @@ impl Room {
                         let end = seen.at_ms.max(o.first.at_ms);
                         sessions.push(self.session_closed(
                             o.first,
-                            &o.participant,
+                            o.role,
                             end,
                             Closure::Superseded,
                         ));
                     }
                     open = Some(Open {
                         first: seen,
-                        participant: seen.participant.clone(),
+                        role: seen.participant.role,
                         cap: cap(seen),
                     });
                 }
                 What::Role => match &mut open {
-                    Some(o) => o.participant.role = seen.participant.role,
+                    Some(o) => o.role = seen.participant.role,
                     None => {
                         open = Some(Open {
                             first: seen,
-                            participant: seen.participant.clone(),
+                            role: seen.participant.role,
                             cap: cap(seen),
                         })
                     }
@@ -1181,7 +1499,7 @@ impl Room {
                             Some((cap, closure)) if cap < *joined => (cap, closure),
                             _ => (*joined, Closure::Superseded),
                         };
-                        sessions.push(self.session_closed(o.first, &o.participant, end.0, end.1));
+                        sessions.push(self.session_closed(o.first, o.role, end.0, end.1));
                         open = None;
                     }
                     let joined = joined_at_ms
@@ -1201,13 +1519,13 @@ impl Room {
         let live = match open {
             Some(o) => match o.cap {
                 Some((end, closure)) => {
-                    sessions.push(self.session_closed(o.first, &o.participant, end, closure));
+                    sessions.push(self.session_closed(o.first, o.role, end, closure));
                     None
                 }
-                None => Some(LiveParticipant {
-                    participant: o.participant,
+                None => Some(Live {
+                    first_seq: o.first.seq,
                     joined_ms: o.first.at_ms,
-                    instance: o.first.instance.clone(),
+                    role: o.role,
                 }),
             },
             None => None,
@@ -1240,17 +1558,18 @@ impl Room {
     fn session_closed(
         &self,
         first: &Seen,
-        participant: &Participant,
+        role: Role,
         left_ms: i64,
         closure: Closure,
     ) -> ParticipantSession {
+        let participant = &first.participant;
         ParticipantSession {
             room: self.key.clone(),
             instance: first.instance.clone(),
             participant_id: participant.id.clone(),
             identity: participant.identity.clone(),
             name: participant.name.clone(),
-            role: participant.role,
+            role,
             platform: participant.platform.clone(),
             joined_ms: first.at_ms,
             left_ms: left_ms.max(first.at_ms),
@@ -1263,7 +1582,7 @@ impl Room {
         let Some(tracked) = self.participants.get_mut(id) else {
             return;
         };
-        tracked.timed_out_ms = Some(at_ms);
+        tracked.past_mut().timed_out_ms = Some(at_ms);
         // Closing it counts as activity: it is remembered from then, not from its last event.
         tracked.last_activity_ms = at_ms;
         self.rederive(id, at_ms, effects);

@@ -1656,3 +1656,153 @@ proptest! {
         fuzz_run(agora_key(), &settings(), &steps);
     }
 }
+
+/// Rooms of one participant each in the states a snapshot has to carry: live after a role
+/// change, live again after a settled session, and closed by the staleness timeout (one
+/// participant, so the encoding does not depend on hash order).
+fn snapshot_format_scenarios() -> Vec<(&'static str, Room)> {
+    let mut scenarios = Vec::new();
+    let apply = |room: &mut Room, events: &[Event]| {
+        for (i, event) in events.iter().enumerate() {
+            room.apply(i as u64 + 1, event, event.at_ms, &settings());
+        }
+    };
+    let mut room = Room::new(agora_key());
+    apply(
+        &mut room,
+        &[
+            agora_create(T0),
+            agora_join("1", 10, T0),
+            agora_role("1", 15, T0 + S, Role::Audience),
+        ],
+    );
+    scenarios.push(("live_after_role_change", room));
+    let mut room = Room::new(agora_key());
+    apply(
+        &mut room,
+        &[
+            agora_join("2", 10, T0),
+            agora_leave("2", 20, T0 + 5 * S, 5 * S),
+            agora_join("2", 30, T0 + 9 * S),
+        ],
+    );
+    scenarios.push(("live_again_after_a_settled_session", room));
+    let mut room = Room::new(agora_key());
+    apply(&mut room, &[agora_join("3", 10, T0)]);
+    room.tick(T0 + settings().participant_timeout_ms + S, &settings());
+    scenarios.push(("timed_out", room));
+    scenarios
+}
+
+/// Snapshot bytes of [`snapshot_format_scenarios`] as the room layout before the compact
+/// `Tracked` wrote them (postcard, hex): snapshots taken by earlier builds must still load.
+const SNAPSHOT_FORMAT_FIXTURES: [(&str, &str); 3] = [
+    (
+        "live_after_role_change",
+        concat!(
+            "000461707031046368616e010080a0abfef962010000000000010131020a80a0",
+            "abfef962000131013100000103776562000fd0afabfef9620001310131000101",
+            "0377656201000001013101310001010377656280a0abfef962000000d0afabfe",
+            "f96203d0afabfef962d0afabfef962010000000000",
+        ),
+    ),
+    (
+        "live_again_after_a_settled_session",
+        concat!(
+            "000461707031046368616e010080a0abfef96200000001013280a0abfef96290",
+            "eeabfef9620000010132011ed0acacfef9620001320132000001037765620001",
+            "1400010132013200000103776562d0acacfef962000180a0abfef96200d0acac",
+            "fef96203d0acacfef962d0acacfef962010000000000",
+        ),
+    ),
+    (
+        "timed_out",
+        concat!(
+            "000461707031046368616e00010080a0abfef962000180d8c4a7fa6201046964",
+            "6c6501013380a0abfef96280d8c4a7fa6200010133010a80a0abfef962000133",
+            "013300000103776562000001000461707031046368616e000133013300000103",
+            "77656280a0abfef96280d8c4a7fa62000774696d656f757400000180d8c4a7fa",
+            "6280d8c4a7fa620180a0abfef96280a0abfef962000000000000",
+        ),
+    ),
+];
+
+fn from_hex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn snapshots_of_the_earlier_layout_load_and_are_written_the_same() {
+    let scenarios = snapshot_format_scenarios();
+    assert_eq!(scenarios.len(), SNAPSHOT_FORMAT_FIXTURES.len());
+    for ((name, room), (fixture_name, hex)) in scenarios.into_iter().zip(SNAPSHOT_FORMAT_FIXTURES) {
+        assert_eq!(name, fixture_name);
+        let stored = from_hex(hex);
+        assert_eq!(
+            postcard::to_allocvec(&room).unwrap(),
+            stored,
+            "{name}: written"
+        );
+        let mut loaded: Room = postcard::from_bytes(&stored).unwrap();
+        assert_eq!(loaded.view(), room.view(), "{name}: view");
+        assert_eq!(loaded.summary(), room.summary(), "{name}: summary");
+        assert_eq!(
+            postcard::to_allocvec(&loaded).unwrap(),
+            stored,
+            "{name}: rewritten"
+        );
+        // And it goes on from there as the room it was taken from does.
+        let mut original = room;
+        for (seq, event) in [
+            agora_leave("1", 40, T0 + 20 * S, 20 * S),
+            agora_leave("2", 40, T0 + 20 * S, 11 * S),
+            agora_join("3", 50, T0 + 30 * S),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let seq = 100 + seq as u64;
+            assert_eq!(
+                loaded.apply(seq, event, event.at_ms, &settings()),
+                original.apply(seq, event, event.at_ms, &settings()),
+                "{name}: effects of {event:?}"
+            );
+        }
+        assert_eq!(loaded.view(), original.view(), "{name}: view after");
+    }
+}
+
+#[test]
+fn a_live_participant_whose_opening_event_is_missing_is_refused() {
+    let stored = from_hex(SNAPSHOT_FORMAT_FIXTURES[0].1);
+    let mut room: Room = postcard::from_bytes(&stored).unwrap();
+    for tracked in room.participants.values_mut() {
+        let live = tracked
+            .live
+            .as_mut()
+            .expect("the fixture's participant is live");
+        live.joined_ms -= 1;
+    }
+    // Written as live since a time no event in its window has.
+    let bytes = postcard::to_allocvec(&room).unwrap();
+    assert!(postcard::from_bytes::<Room>(&bytes).is_err());
+}
+
+proptest! {
+    /// Replay moves events into the room instead of copying them; the room cannot tell.
+    #[test]
+    fn applying_owned_events_is_applying_borrowed_ones(script in agora_script()) {
+        let mut borrowed = Room::new(agora_key());
+        let mut owned = Room::new(agora_key());
+        for (i, event) in script.events.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let a = borrowed.apply(seq, event, event.at_ms, &settings());
+            let b = owned.apply_owned(seq, event.clone(), event.at_ms, &settings());
+            prop_assert_eq!(a, b);
+        }
+        prop_assert_eq!(borrowed.view(), owned.view());
+    }
+}
