@@ -801,11 +801,15 @@ impl Room {
     }
 
     /// Whether the room holds nothing worth keeping in memory: no live instance, no live
-    /// participant, and quiet for `idle_after_ms`.
+    /// participant, nobody who left less than `forget_after_ms` ago, and quiet for
+    /// `idle_after_ms`. An unloaded room comes back empty, so unloading it while it still
+    /// remembers a departed participant would let that participant's late join (a join that
+    /// arrives after its own leave) make them live again.
     pub fn is_dormant(&self, now_ms: i64, settings: &RoomSettings) -> bool {
         self.live_count == 0
             && self.current.is_none()
             && self.streams.is_empty()
+            && self.participants.is_empty()
             && now_ms.saturating_sub(self.last_activity_ms) >= settings.idle_after_ms
     }
 

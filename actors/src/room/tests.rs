@@ -567,7 +567,20 @@ fn an_empty_idle_instance_ends_at_its_last_event_and_the_room_becomes_dormant() 
     let history: Vec<_> = h.history.values().collect();
     assert_eq!(history[0].ended_ms, T0 + 10 * S);
     assert_eq!(history[0].reason, "idle");
-    assert!(h.room.is_dormant(T0 + idle, &settings()));
+    // Participant 1 is remembered until `forget_after_ms`, so the room stays loaded: unloaded,
+    // it would come back empty, and a late join of 1 would make them live again.
+    assert!(!h.room.is_dormant(T0 + idle, &settings()));
+    let forget = settings().forget_after_ms;
+    h.tick(T0 + forget - 1);
+    assert!(!h.room.is_dormant(T0 + forget - 1, &settings()));
+    h.apply(&agora_join("1", 5, T0 + S));
+    assert_eq!(
+        h.live(),
+        vec![],
+        "a join older than the leave does not reopen"
+    );
+    h.tick(T0 + forget);
+    assert!(h.room.is_dormant(T0 + forget, &settings()));
 }
 
 #[test]

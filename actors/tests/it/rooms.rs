@@ -135,6 +135,8 @@ async fn an_emptied_ended_room_is_unloaded_and_a_later_event_starts_a_fresh_acto
     let mut settings = settings(dir.path());
     settings.rooms = RoomSettings {
         idle_after_ms: 100,
+        // A room stays loaded while it remembers a participant who left.
+        forget_after_ms: 100,
         ..RoomSettings::default()
     };
     let engine = start(&settings);
@@ -197,6 +199,8 @@ async fn an_emptied_room_without_an_end_ends_idle_and_is_unloaded() {
     let mut settings = settings(dir.path());
     settings.rooms = RoomSettings {
         idle_after_ms: 100,
+        // A room stays loaded while it remembers a participant who left.
+        forget_after_ms: 100,
         ..RoomSettings::default()
     };
     let engine = start(&settings);
