@@ -930,12 +930,27 @@ fn now_nanos() -> u128 {
         .unwrap_or_default()
 }
 
-/// Opens a store in a temporary directory (tests and benchmarks).
+/// Opens a store in a temporary directory (tests and benchmarks). Reopening right after the
+/// previous `Store` was dropped can find sled's directory lock still held for a moment (its
+/// flusher thread lets go of the database when its flush in progress ends), so a lock error
+/// is retried for a few seconds.
 pub fn open_in(path: &Path) -> StoreResult<Store> {
-    Store::open(&StoreSettings {
+    let settings = StoreSettings {
         path: path.to_path_buf(),
         cache_bytes: 16 << 20,
-    })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(&settings) {
+            Err(StoreError::Sled(sled::Error::Io(error)))
+                if error.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
 }
 
 #[cfg(test)]
