@@ -59,6 +59,10 @@ struct Cli {
     /// Skip the end check (for the ceiling, which keeps nothing).
     #[arg(long)]
     no_check: bool,
+    /// Steady-state traffic for long runs: every room finishes and every session leaves, so
+    /// the live population stops growing (the soak test uses it).
+    #[arg(long)]
+    steady: bool,
     /// How long the end check waits for rooms to apply what was acknowledged.
     #[arg(long, default_value_t = 30.0)]
     settle: f64,
@@ -122,11 +126,11 @@ fn main() -> ExitCode {
 
 fn load(cli: &Cli, address: SocketAddr, credentials: &Credentials) -> ExitCode {
     let plan = build(cli.events, || {
-        Plan::load(
-            &Shape::new(cli.seed, cli.events, now_ms()),
-            credentials,
-            &address.to_string(),
-        )
+        let shape = Shape {
+            steady: cli.steady,
+            ..Shape::new(cli.seed, cli.events, now_ms())
+        };
+        Plan::load(&shape, credentials, &address.to_string())
     });
     let settings = RunSettings {
         address,

@@ -143,6 +143,11 @@ pub struct Shape {
     pub swapped: f64,
     /// Share of Agora participants who leave and join again with the same uid.
     pub rejoins: f64,
+    /// Steady state, for long runs (the soak): rooms start throughout the plan's two hours and
+    /// all finish, every session leaves within ten minutes, so the live population stops
+    /// growing once the first rooms finish. Otherwise rooms start in the first hour, 40% never
+    /// finish and some participants never leave, so the live population grows to the end.
+    pub steady: bool,
     /// Unix ms "now": every planned event lies in the two hours before it, and LiveKit tokens
     /// are issued at it.
     pub now_ms: i64,
@@ -156,6 +161,7 @@ impl Shape {
             redeliveries: 0.05,
             swapped: 0.02,
             rejoins: 0.1,
+            steady: false,
             now_ms,
         }
     }
@@ -274,10 +280,15 @@ impl Plan {
         } else {
             Provider::Livekit
         };
-        let start_s = base_s + rng.below(3600) as i64;
-        let length_s = rng.range(600, 3600);
+        let (start_s, length_s, finishes) = if shape.steady {
+            let length_s = rng.range(300, 1800);
+            let start_s = base_s + rng.below((2 * 3600 - length_s - 1) as u64) as i64;
+            (start_s, length_s, true)
+        } else {
+            let start_s = base_s + rng.below(3600) as i64;
+            (start_s, rng.range(600, 3600), rng.chance(0.6))
+        };
         let end_s = start_s + length_s;
-        let finishes = rng.chance(0.6);
         let broadcast = provider == Provider::Agora && rng.chance(0.6);
         // Most rooms are small calls; some are classes; a few are large broadcasts.
         let size = match rng.below(100) {
@@ -309,13 +320,14 @@ impl Plan {
                 let last = connection + 1 == connections;
                 // Only a participant's last connection may end without a leave: live at the
                 // end of the plan, or closed by its room's end.
-                let leaves = !last || rng.chance(if finishes { 0.9 } else { 0.7 });
+                let leaves = !last || shape.steady || rng.chance(if finishes { 0.9 } else { 0.7 });
                 let latest_leave = end_s - 1;
                 if join_s + 20 > latest_leave {
                     break;
                 }
                 let left_s = leaves.then(|| {
-                    let longest = (latest_leave - join_s).clamp(20, 1800);
+                    let longest =
+                        (latest_leave - join_s).clamp(20, if shape.steady { 600 } else { 1800 });
                     join_s + rng.range(20, longest)
                 });
                 let joined_ms = match provider {
@@ -342,7 +354,10 @@ impl Plan {
                     at_ms: joined_ms,
                     seq: seq(joined_ms, 0),
                 });
-                let until_s = left_s.unwrap_or(join_s + 60);
+                // Role and track changes happen while the participant is in the room: before
+                // its leave and before the room ends (a role change after the end would mean
+                // the participant is back, in the room's next instance).
+                let until_s = left_s.unwrap_or(join_s + 60).min(latest_leave);
                 match provider {
                     Provider::Agora if broadcast && rng.chance(0.25) => {
                         let at_ms = rng.range(join_s + 1, until_s - 1) * 1000;
@@ -657,6 +672,34 @@ mod tests {
     }
 
     #[test]
+    fn role_and_track_changes_come_while_their_participant_is_in_the_room() {
+        for seed in 1..=4 {
+            let plan = Plan::load(
+                &Shape::new(seed, 20_000, 1_800_000_000_000),
+                &Credentials::default(),
+                "127.0.0.1:1",
+            );
+            changes_within_sessions(&plan);
+        }
+    }
+
+    fn changes_within_sessions(plan: &Plan) {
+        for event in &plan.events {
+            let (What::RoleChanged(s) | What::Track(s, _)) = event.what else {
+                continue;
+            };
+            let session = &plan.sessions[s as usize];
+            assert!(event.at_ms > session.joined_ms);
+            assert!(session.left_ms.is_none_or(|left| event.at_ms < left));
+            let finish = plan.rooms[session.room as usize].finish_ms;
+            assert!(
+                finish.is_none_or(|finish| event.at_ms < finish),
+                "{event:?}"
+            );
+        }
+    }
+
+    #[test]
     fn about_five_percent_are_redelivered_and_some_leaves_come_first() {
         let plan = plan();
         let share = plan.redeliveries() as f64 / plan.events.len() as f64;
@@ -680,5 +723,32 @@ mod tests {
             }
         }
         assert!(early_leaves > 0);
+    }
+
+    #[test]
+    fn a_steady_plan_finishes_every_room_and_ends_every_session_within_ten_minutes() {
+        let now_ms = 1_800_000_000_000;
+        let shape = Shape {
+            steady: true,
+            ..Shape::new(4, 5000, now_ms)
+        };
+        let plan = Plan::load(&shape, &Credentials::default(), "127.0.0.1:1");
+        assert!(plan.rooms.iter().all(|room| room.finish_ms.is_some()));
+        for session in &plan.sessions {
+            let left = session.left_ms.expect("every session leaves");
+            assert!(left - session.joined_ms <= 600_000);
+        }
+        // Rooms start throughout the two hours, not only in the first.
+        let late_starts = plan
+            .events
+            .iter()
+            .filter(|e| e.what == What::RoomStarted && e.at_ms > now_ms - 3600 * 1000)
+            .count();
+        assert!(
+            late_starts * 4 > plan.rooms.len(),
+            "{late_starts} of {}",
+            plan.rooms.len()
+        );
+        assert!(plan.events.iter().all(|e| e.at_ms <= now_ms));
     }
 }
