@@ -115,9 +115,14 @@ fn write(
 ) {
     let mut next_trim = Instant::now();
     while let Ok(first) = receiver.recv() {
+        // Let entries gather without waking this thread for each: a sender only wakes a
+        // receiver that is blocked, and this one sleeps instead. A flush asked for meanwhile
+        // waits out the rest of the gathering time.
+        if matches!(first, Message::Entry(_)) {
+            std::thread::sleep(GATHER);
+        }
         let mut entries = Vec::new();
         let mut waiting = Vec::new();
-        let deadline = Instant::now() + GATHER;
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
@@ -127,13 +132,7 @@ fn write(
             if entries.len() >= MAX_BATCH {
                 break;
             }
-            next = if waiting.is_empty() {
-                let left = deadline.saturating_duration_since(Instant::now());
-                receiver.recv_timeout(left).ok()
-            } else {
-                // A flush is waited for: write now, with whatever is already queued.
-                receiver.try_recv().ok()
-            };
+            next = receiver.try_recv().ok();
         }
         if !entries.is_empty()
             && let Err(error) = store.append_webhook_log(&entries)
