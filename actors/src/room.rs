@@ -1087,6 +1087,35 @@ impl Room {
         }
     }
 
+    /// An instance ended by us for being idle is not over when its provider still reports a
+    /// session of it that began after that end: a LiveKit room waits its `emptyTimeout`, which
+    /// may be longer than `idle_seconds`, before it closes, and people may join it meanwhile.
+    /// Then it is current again (unless another instance is): its history record is retracted
+    /// and written anew when it really ends, and room time resumes from `at_ms` (the idle gap
+    /// is not counted). Without an instance id there is no telling, and a new instance starts.
+    fn reopen_idle_instance(&mut self, id: Option<&str>, at_ms: i64, effects: &mut Vec<Effect>) {
+        let Some(id) = id else {
+            return;
+        };
+        if self.current.is_some() {
+            return;
+        }
+        let Some(index) = self.ended.iter().position(|e| {
+            e.id.as_deref() == Some(id)
+                && e.end_reason.as_deref() == Some("idle")
+                && e.ended_ms.is_some_and(|end| at_ms > end)
+        }) else {
+            return;
+        };
+        let mut instance = self.ended.remove(index);
+        if let Some(old) = instance.ended_ms.take() {
+            effects.push(Effect::RoomSessionRetracted { ended_ms: old });
+        }
+        instance.end_reason = None;
+        self.accrual.room_accrued_until_ms = at_ms;
+        self.current = Some(instance);
+    }
+
     /// Moves the end of ended instance `index` earlier, to `at_ms`: its participants are closed
     /// again at the new end and the instance is reported under it.
     fn correct_end(
@@ -1178,6 +1207,7 @@ impl Room {
             } => *joined,
             _ => seen.at_ms,
         };
+        self.reopen_idle_instance(seen.instance.as_deref(), session_start, effects);
         let for_ended_instance = self
             .ended_cap(seen.instance.as_deref(), session_start)
             .is_some();

@@ -6,15 +6,38 @@
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roomledger_web::providers::acrcloud::{Acrcloud, AcrcloudConfig};
 use roomledger_web::providers::agora::{Agora, AgoraConfig};
 use roomledger_web::providers::livekit::{Livekit, LivekitConfig};
+use roomledger_web::providers::plugnmeet::{Plugnmeet, PlugnmeetConfig};
+use roomledger_web::providers::twitch::{Twitch, TwitchConfig};
 use roomledger_web::providers::{Adapter, Delivery, Secret, signing};
 
 const AGORA_SECRET: &str = "bench-agora-secret";
 const LIVEKIT_KEY: &str = "APIbench";
 const LIVEKIT_SECRET: &str = "bench-livekit-secret";
+const TWITCH_SECRET: &str = "bench-twitch-secret";
+const ACRCLOUD_TOKEN: &str = "bench-acrcloud-token";
 /// When the bodies were "sent"; deliveries arrive a second later.
 const ISSUED_AT: i64 = 1_763_000_000;
+/// `ISSUED_AT` as Twitch writes its message timestamps.
+const ISSUED_AT_RFC3339: &str = "2025-11-13T02:13:20.000000000Z";
+
+/// The repository's signed-fixture bodies of the other providers (the ones that become events).
+const PLUGNMEET_BODIES: [&[u8]; 4] = [
+    include_bytes!("../tests/fixtures/plugnmeet/room_created.json"),
+    include_bytes!("../tests/fixtures/plugnmeet/participant_joined.json"),
+    include_bytes!("../tests/fixtures/plugnmeet/participant_left.json"),
+    include_bytes!("../tests/fixtures/plugnmeet/session_ended.json"),
+];
+const TWITCH_BODIES: [&[u8]; 2] = [
+    include_bytes!("../tests/fixtures/twitch/stream_online.json"),
+    include_bytes!("../tests/fixtures/twitch/stream_offline.json"),
+];
+const ACRCLOUD_BODIES: [&[u8]; 2] = [
+    include_bytes!("../tests/fixtures/acrcloud/ready.json"),
+    include_bytes!("../tests/fixtures/acrcloud/processing.json"),
+];
 
 /// A channel's life as NCS reports it: create, joins, a role change, leaves.
 const AGORA_BODIES: [&str; 5] = [
@@ -50,21 +73,21 @@ fn run<A: Adapter>(
     name: &str,
     adapter: &A,
     app: Option<&str>,
-    requests: &[(HeaderMap, &str)],
+    requests: &[(HeaderMap, &[u8])],
 ) {
     let received_ms = (ISSUED_AT + 1) * 1000;
     // Every body must pass, or the benchmark would time the error path.
     for (headers, body) in requests {
         let delivery = Delivery {
             headers,
-            body: body.as_bytes(),
+            body,
             path_app: app,
             query: None,
             received_ms,
         };
         let verified = adapter.verify(&delivery).expect("a signed body verifies");
         adapter
-            .normalise(&verified, body.as_bytes())
+            .normalise(&verified, body)
             .expect("a realistic body normalises");
     }
     let mut group = c.benchmark_group("hot_path");
@@ -74,17 +97,13 @@ fn run<A: Adapter>(
             for (headers, body) in requests {
                 let delivery = Delivery {
                     headers,
-                    body: body.as_bytes(),
+                    body,
                     path_app: app,
                     query: None,
                     received_ms,
                 };
                 let verified = adapter.verify(&delivery).expect("verifies");
-                std::hint::black_box(
-                    adapter
-                        .normalise(&verified, body.as_bytes())
-                        .expect("normalises"),
-                );
+                std::hint::black_box(adapter.normalise(&verified, body).expect("normalises"));
             }
         })
     });
@@ -93,7 +112,7 @@ fn run<A: Adapter>(
             for (headers, body) in requests {
                 let delivery = Delivery {
                     headers,
-                    body: body.as_bytes(),
+                    body,
                     path_app: app,
                     query: None,
                     received_ms,
@@ -111,7 +130,7 @@ fn agora(c: &mut Criterion) {
         allow_unsigned: false,
     });
     // NCS sends both signatures; the adapter checks V2.
-    let requests: Vec<(HeaderMap, &str)> = AGORA_BODIES
+    let requests: Vec<(HeaderMap, &[u8])> = AGORA_BODIES
         .iter()
         .map(|body| {
             let map = headers(&[
@@ -125,7 +144,7 @@ fn agora(c: &mut Criterion) {
                 ),
                 ("content-type", "application/json".into()),
             ]);
-            (map, *body)
+            (map, body.as_bytes())
         })
         .collect();
     run(c, "agora", &adapter, Some("bench-app"), &requests);
@@ -136,7 +155,7 @@ fn livekit(c: &mut Criterion) {
         keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
         allow_unsigned: false,
     });
-    let requests: Vec<(HeaderMap, &str)> = LIVEKIT_BODIES
+    let requests: Vec<(HeaderMap, &[u8])> = LIVEKIT_BODIES
         .iter()
         .map(|body| {
             let token = signing::livekit_token(
@@ -150,11 +169,75 @@ fn livekit(c: &mut Criterion) {
                 ("authorization", token),
                 ("content-type", "application/webhook+json".into()),
             ]);
-            (map, *body)
+            (map, body.as_bytes())
         })
         .collect();
     run(c, "livekit", &adapter, None, &requests);
 }
 
-criterion_group!(benches, agora, livekit);
+fn plugnmeet(c: &mut Criterion) {
+    let adapter = Plugnmeet::new(&PlugnmeetConfig {
+        keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
+        allow_unsigned: false,
+    });
+    let requests: Vec<(HeaderMap, &[u8])> = PLUGNMEET_BODIES
+        .iter()
+        .map(|body| {
+            let token = signing::livekit_token(LIVEKIT_KEY, LIVEKIT_SECRET, body, ISSUED_AT, 300);
+            let map = headers(&[
+                ("authorization", token),
+                ("content-type", "application/json".into()),
+            ]);
+            (map, *body)
+        })
+        .collect();
+    run(c, "plugnmeet", &adapter, None, &requests);
+}
+
+fn twitch(c: &mut Criterion) {
+    let adapter = Twitch::new(&TwitchConfig {
+        secret: Secret::new(TWITCH_SECRET),
+        ..TwitchConfig::default()
+    });
+    let requests: Vec<(HeaderMap, &[u8])> = TWITCH_BODIES
+        .iter()
+        .enumerate()
+        .map(|(index, body)| {
+            let id = format!("bench-message-{index}");
+            let signature = signing::twitch_signature(TWITCH_SECRET, &id, ISSUED_AT_RFC3339, body);
+            let map = headers(&[
+                ("twitch-eventsub-message-id", id),
+                (
+                    "twitch-eventsub-message-timestamp",
+                    ISSUED_AT_RFC3339.into(),
+                ),
+                ("twitch-eventsub-message-signature", signature),
+                ("twitch-eventsub-message-type", "notification".into()),
+                ("content-type", "application/json".into()),
+            ]);
+            (map, *body)
+        })
+        .collect();
+    run(c, "twitch", &adapter, None, &requests);
+}
+
+fn acrcloud(c: &mut Criterion) {
+    let adapter = Acrcloud::new(&AcrcloudConfig {
+        token: Secret::new(ACRCLOUD_TOKEN),
+        allow_unsigned: false,
+    });
+    let requests: Vec<(HeaderMap, &[u8])> = ACRCLOUD_BODIES
+        .iter()
+        .map(|body| {
+            let map = headers(&[
+                ("authorization", format!("Bearer {ACRCLOUD_TOKEN}")),
+                ("content-type", "application/json".into()),
+            ]);
+            (map, *body)
+        })
+        .collect();
+    run(c, "acrcloud", &adapter, None, &requests);
+}
+
+criterion_group!(benches, agora, livekit, plugnmeet, twitch, acrcloud);
 criterion_main!(benches);

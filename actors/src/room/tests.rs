@@ -465,6 +465,45 @@ fn livekit_sessions_are_keyed_by_sid_so_a_second_connection_of_an_identity_is_a_
 }
 
 #[test]
+fn a_join_to_an_instance_we_ended_as_idle_reopens_it_instead_of_closing_at_zero_length() {
+    let mut h = Harness::new(livekit_key());
+    h.apply(&lk_started("RM_1", T0));
+    h.apply(&lk_join("RM_1", "PA_a", "alice", T0 + S));
+    h.apply(&lk_leave("RM_1", "PA_a", "alice", T0 + S, T0 + 10 * S));
+    h.tick(T0 + settings().idle_after_ms);
+    assert_eq!(h.history[&(T0 + 10 * S)].reason, "idle");
+    // LiveKit kept the room open (its emptyTimeout is longer than our idle time).
+    h.apply(&lk_join("RM_1", "PA_b", "bob", T0 + 900 * S));
+    assert_eq!(
+        h.live(),
+        vec![("PA_b".into(), T0 + 900 * S, Role::Publisher)]
+    );
+    assert!(h.room.summary().live);
+    assert!(h.history.is_empty(), "the idle end is retracted");
+    h.apply(&lk_leave("RM_1", "PA_b", "bob", T0 + 900 * S, T0 + 960 * S));
+    h.apply(&lk_finished("RM_1", T0 + 1000 * S));
+    assert_eq!(
+        h.spans(),
+        vec![
+            ("PA_a".into(), T0 + S, T0 + 10 * S, Closure::Left),
+            ("PA_b".into(), T0 + 900 * S, T0 + 960 * S, Closure::Left),
+        ]
+    );
+    let history: Vec<_> = h.history.values().collect();
+    assert_eq!(history.len(), 1);
+    assert_eq!(
+        (
+            history[0].instance.as_str(),
+            history[0].started_ms,
+            history[0].ended_ms,
+            history[0].sessions,
+            history[0].reason.as_str()
+        ),
+        ("RM_1", T0, T0 + 1000 * S, 2, "room_end")
+    );
+}
+
+#[test]
 fn livekit_room_sid_separates_instances_of_a_reused_room_name() {
     let mut h = Harness::new(livekit_key());
     h.apply(&lk_started("RM_1", T0));
