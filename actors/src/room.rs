@@ -529,44 +529,24 @@ struct Seen {
     what: What,
 }
 
+/// The events a participant's `Seen` is made of (the rest are the room's).
+fn is_participant_event(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::ParticipantJoined { .. }
+            | EventKind::RoleChanged { .. }
+            | EventKind::ParticipantLeft { .. }
+    )
+}
+
 impl Seen {
     /// A participant event's `Seen`, copied out of it; `None` for any other event.
     fn copied(kind: &EventKind, at_ms: i64) -> Option<Seen> {
-        let (seq, instance, participant, what) = match kind {
-            EventKind::ParticipantJoined {
-                instance,
-                participant,
-                seq,
-            } => (seq, instance, participant, What::Join),
-            EventKind::RoleChanged {
-                instance,
-                participant,
-                seq,
-            } => (seq, instance, participant, What::Role),
-            EventKind::ParticipantLeft {
-                instance,
-                participant,
-                seq,
-                joined_at_ms,
-                reason,
-            } => (
-                seq,
-                instance,
-                participant,
-                What::Leave {
-                    joined_at_ms: *joined_at_ms,
-                    reason: reason.clone(),
-                },
-            ),
-            _ => return None,
-        };
-        Some(Seen {
-            seq: *seq,
-            at_ms,
-            instance: instance.clone(),
-            participant: participant.clone(),
-            what,
-        })
+        if is_participant_event(kind) {
+            Seen::moved(kind.clone(), at_ms)
+        } else {
+            None
+        }
     }
 
     /// A participant event's `Seen`, moved out of it; `None` for any other event.
@@ -679,12 +659,7 @@ impl Room {
             return Vec::new();
         }
         let mut effects = Vec::with_capacity(1);
-        if matches!(
-            event.kind,
-            EventKind::ParticipantJoined { .. }
-                | EventKind::RoleChanged { .. }
-                | EventKind::ParticipantLeft { .. }
-        ) {
+        if is_participant_event(&event.kind) {
             if let Some(seen) = Seen::moved(event.kind, event.at_ms) {
                 self.on_participant(seen, now_ms, settings, &mut effects);
             }

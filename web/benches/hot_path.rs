@@ -124,30 +124,42 @@ fn run<A: Adapter>(
     group.finish();
 }
 
+/// Each body with the headers `sign` gives it (from its index and bytes).
+fn signed<'a>(
+    bodies: impl IntoIterator<Item = &'a [u8]>,
+    sign: impl Fn(usize, &[u8]) -> Vec<(&'static str, String)>,
+) -> Vec<(HeaderMap, &'a [u8])> {
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(index, body)| (headers(&sign(index, body)), body))
+        .collect()
+}
+
 fn agora(c: &mut Criterion) {
     let adapter = Agora::new(&AgoraConfig {
         secret: Secret::new(AGORA_SECRET),
         allow_unsigned: false,
     });
     // NCS sends both signatures; the adapter checks V2.
-    let requests: Vec<(HeaderMap, &[u8])> = AGORA_BODIES
-        .iter()
-        .map(|body| {
-            let map = headers(&[
-                (
-                    "agora-signature",
-                    signing::agora_signature_v1(AGORA_SECRET, body.as_bytes()),
-                ),
-                (
-                    "agora-signature-v2",
-                    signing::agora_signature_v2(AGORA_SECRET, body.as_bytes()),
-                ),
-                ("content-type", "application/json".into()),
-            ]);
-            (map, body.as_bytes())
-        })
-        .collect();
+    let requests = signed(AGORA_BODIES.map(str::as_bytes), |_, body| {
+        vec![
+            (
+                "agora-signature",
+                signing::agora_signature_v1(AGORA_SECRET, body),
+            ),
+            (
+                "agora-signature-v2",
+                signing::agora_signature_v2(AGORA_SECRET, body),
+            ),
+            ("content-type", "application/json".into()),
+        ]
+    });
     run(c, "agora", &adapter, Some("bench-app"), &requests);
+}
+
+fn livekit_token(body: &[u8]) -> String {
+    signing::livekit_token(LIVEKIT_KEY, LIVEKIT_SECRET, body, ISSUED_AT, 300)
 }
 
 fn livekit(c: &mut Criterion) {
@@ -155,23 +167,12 @@ fn livekit(c: &mut Criterion) {
         keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
         allow_unsigned: false,
     });
-    let requests: Vec<(HeaderMap, &[u8])> = LIVEKIT_BODIES
-        .iter()
-        .map(|body| {
-            let token = signing::livekit_token(
-                LIVEKIT_KEY,
-                LIVEKIT_SECRET,
-                body.as_bytes(),
-                ISSUED_AT,
-                300,
-            );
-            let map = headers(&[
-                ("authorization", token),
-                ("content-type", "application/webhook+json".into()),
-            ]);
-            (map, body.as_bytes())
-        })
-        .collect();
+    let requests = signed(LIVEKIT_BODIES.map(str::as_bytes), |_, body| {
+        vec![
+            ("authorization", livekit_token(body)),
+            ("content-type", "application/webhook+json".into()),
+        ]
+    });
     run(c, "livekit", &adapter, None, &requests);
 }
 
@@ -180,17 +181,12 @@ fn plugnmeet(c: &mut Criterion) {
         keys: [(LIVEKIT_KEY.to_owned(), Secret::new(LIVEKIT_SECRET))].into(),
         allow_unsigned: false,
     });
-    let requests: Vec<(HeaderMap, &[u8])> = PLUGNMEET_BODIES
-        .iter()
-        .map(|body| {
-            let token = signing::livekit_token(LIVEKIT_KEY, LIVEKIT_SECRET, body, ISSUED_AT, 300);
-            let map = headers(&[
-                ("authorization", token),
-                ("content-type", "application/json".into()),
-            ]);
-            (map, *body)
-        })
-        .collect();
+    let requests = signed(PLUGNMEET_BODIES, |_, body| {
+        vec![
+            ("authorization", livekit_token(body)),
+            ("content-type", "application/json".into()),
+        ]
+    });
     run(c, "plugnmeet", &adapter, None, &requests);
 }
 
@@ -199,25 +195,20 @@ fn twitch(c: &mut Criterion) {
         secret: Secret::new(TWITCH_SECRET),
         ..TwitchConfig::default()
     });
-    let requests: Vec<(HeaderMap, &[u8])> = TWITCH_BODIES
-        .iter()
-        .enumerate()
-        .map(|(index, body)| {
-            let id = format!("bench-message-{index}");
-            let signature = signing::twitch_signature(TWITCH_SECRET, &id, ISSUED_AT_RFC3339, body);
-            let map = headers(&[
-                ("twitch-eventsub-message-id", id),
-                (
-                    "twitch-eventsub-message-timestamp",
-                    ISSUED_AT_RFC3339.into(),
-                ),
-                ("twitch-eventsub-message-signature", signature),
-                ("twitch-eventsub-message-type", "notification".into()),
-                ("content-type", "application/json".into()),
-            ]);
-            (map, *body)
-        })
-        .collect();
+    let requests = signed(TWITCH_BODIES, |index, body| {
+        let id = format!("bench-message-{index}");
+        let signature = signing::twitch_signature(TWITCH_SECRET, &id, ISSUED_AT_RFC3339, body);
+        vec![
+            ("twitch-eventsub-message-id", id),
+            (
+                "twitch-eventsub-message-timestamp",
+                ISSUED_AT_RFC3339.into(),
+            ),
+            ("twitch-eventsub-message-signature", signature),
+            ("twitch-eventsub-message-type", "notification".into()),
+            ("content-type", "application/json".into()),
+        ]
+    });
     run(c, "twitch", &adapter, None, &requests);
 }
 
@@ -226,16 +217,12 @@ fn acrcloud(c: &mut Criterion) {
         token: Secret::new(ACRCLOUD_TOKEN),
         allow_unsigned: false,
     });
-    let requests: Vec<(HeaderMap, &[u8])> = ACRCLOUD_BODIES
-        .iter()
-        .map(|body| {
-            let map = headers(&[
-                ("authorization", format!("Bearer {ACRCLOUD_TOKEN}")),
-                ("content-type", "application/json".into()),
-            ]);
-            (map, *body)
-        })
-        .collect();
+    let requests = signed(ACRCLOUD_BODIES, |_, _| {
+        vec![
+            ("authorization", format!("Bearer {ACRCLOUD_TOKEN}")),
+            ("content-type", "application/json".into()),
+        ]
+    });
     run(c, "acrcloud", &adapter, None, &requests);
 }
 
