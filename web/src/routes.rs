@@ -54,26 +54,33 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             )
             .service(
                 web::resource("/")
-                    .route(web::get().to(page::index))
+                    .route(get_or_head().to(page::index))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/assets/{file}")
-                    .route(web::get().to(page::asset))
+                    .route(get_or_head().to(page::asset))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/health")
-                    .route(web::get().to(api::health))
+                    .route(get_or_head().to(api::health))
                     .default_service(web::to(method_not_allowed)),
             )
             .service(
                 web::resource("/metrics")
-                    .route(web::get().to(api::metrics))
+                    .route(get_or_head().to(api::metrics))
                     .default_service(web::to(method_not_allowed)),
             )
             .default_service(web::to(not_found));
     }
+}
+
+/// GET, and HEAD for uptime checkers and proxies that probe with it (actix sends the headers
+/// of the GET answer without its body).
+fn get_or_head() -> actix_web::Route {
+    use actix_web::guard;
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 fn webhook<F, Args>(path: &str, handler: F) -> actix_web::Resource

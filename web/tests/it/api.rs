@@ -953,3 +953,28 @@ async fn restart_keeps_everything() {
 async fn a_restart_keeps_rooms_participants_and_sessions_without_duplicates() {
     restart_keeps_everything().await;
 }
+
+/// Uptime checkers and proxies often probe with HEAD: the page, its assets, /health and /metrics
+/// answer it like GET, without a body; other methods stay 405.
+#[actix_web::test]
+async fn head_is_answered_like_get_without_a_body() {
+    let server = Server::start().await;
+    for path in ["/", "/assets/app.js", "/health", "/metrics"] {
+        let mut response = server
+            .client()
+            .head(format!("{}{path}", server.url))
+            .send()
+            .await
+            .expect("HEAD answered");
+        assert_eq!(response.status().as_u16(), 200, "HEAD {path}");
+        assert!(
+            response.headers().contains_key("content-type"),
+            "HEAD {path}"
+        );
+        let body = response.body().await.expect("body");
+        assert!(body.is_empty(), "HEAD {path} sent a body");
+    }
+    let answer = server.post("/health", &[], b"").await;
+    assert_error(&answer, 405, "method_not_allowed");
+    server.stop().await;
+}
