@@ -47,7 +47,7 @@ pub use records::Subscription;
 pub use webhook_log::{WebhookLogEntry, WebhookLogFilter};
 
 /// Bumped whenever the meaning of stored bytes changes; an unknown version refuses to open.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1110,3 +1110,76 @@ fn writes_that_failed_are_retried_in_order_once_storage_works_again() {
     assert_eq!(by_participant(&store, "2").len(), 1);
     assert_eq!(store.watermarks().unwrap()[&r], 4);
 }
+
+// ----- webhook log -------------------------------------------------------------------------
+
+fn log_entry(n: u64) -> WebhookLogEntry {
+    WebhookLogEntry {
+        at_ms: T0 + n as i64,
+        provider: Provider::Agora,
+        app: Some("app1".into()),
+        event: Some("participant_joined".into()),
+        event_id: Some(format!("e{n}")),
+        room: Some(if n.is_multiple_of(2) { "even" } else { "odd" }.into()),
+        outcome: "accepted".into(),
+        status: 200,
+        source: None,
+        body_bytes: 100,
+        seq: Some(n),
+    }
+}
+
+fn log_page(store: &Store, filter: &WebhookLogFilter, limit: usize) -> Vec<Vec<u64>> {
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .webhook_log(filter, limit, cursor.as_deref())
+            .expect("listing");
+        pages.push(page.items.iter().map(|(id, _)| *id).collect());
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return pages,
+        }
+    }
+}
+
+#[test]
+fn the_webhook_log_is_written_in_batches_listed_by_id_and_trimmed_exactly() {
+    let (_dir, store) = temp();
+    // Three batches: ids 1-3, 4-5, 6-9.
+    for batch in [1..=3u64, 4..=5, 6..=9] {
+        let entries: Vec<_> = batch.map(log_entry).collect();
+        store.append_webhook_log(&entries).unwrap();
+    }
+    let all = WebhookLogFilter::default();
+    assert_eq!(
+        log_page(&store, &all, 4),
+        vec![vec![9, 8, 7, 6], vec![5, 4, 3, 2], vec![1]]
+    );
+    let odd = WebhookLogFilter {
+        room: Some("odd".into()),
+        ..WebhookLogFilter::default()
+    };
+    assert_eq!(
+        log_page(&store, &odd, 2),
+        vec![vec![9, 7], vec![5, 3], vec![1]]
+    );
+    let (_, entry) = &store.webhook_log(&all, 1, None).unwrap().items[0];
+    assert_eq!(entry, &log_entry(9));
+
+    // To 5 entries: the first batch goes, the second loses its first entry.
+    assert_eq!(store.trim_webhook_log(5, i64::MIN).unwrap(), 4);
+    assert_eq!(log_page(&store, &all, 10), vec![vec![9, 8, 7, 6, 5]]);
+    // By age: entries stamped before T0 + 7 go (5 and 6), across a batch boundary.
+    assert_eq!(store.trim_webhook_log(100, T0 + 7).unwrap(), 2);
+    assert_eq!(log_page(&store, &all, 10), vec![vec![9, 8, 7]]);
+    assert_eq!(store.trim_webhook_log(100, T0 + 7).unwrap(), 0);
+    // New ids continue after the last, whatever was trimmed.
+    store.append_webhook_log(&[log_entry(10)]).unwrap();
+    assert_eq!(log_page(&store, &all, 10), vec![vec![10, 9, 8, 7]]);
+    assert!(matches!(
+        store.webhook_log(&all, 10, Some(b"bad")),
+        Err(StoreError::InvalidCursor)
+    ));
+}

@@ -1,9 +1,12 @@
 //! The webhook log: one entry per request that reached a webhook route, whatever became of it.
 //! Written in batches by the log writer (`crate::webhook_log`), read by `GET /api/v1/events`.
 //!
-//! Tree `webhook_log`: entry id (u64, big-endian, assigned in the order entries are written) →
-//! [`WebhookLogEntry`]. Ids are dense and only the oldest are ever removed, so the number of
-//! entries is `last - first + 1` without counting them.
+//! Tree `webhook_log`: one value per batch the writer wrote, a [`Chunk`] of consecutive
+//! entries, keyed by the id of its last entry (u64, big-endian; ids are assigned in the order
+//! entries are written). One sled write per batch instead of one per request keeps the log from
+//! costing the webhook path much (each sled insert copies a tree leaf). Ids are dense and only
+//! the oldest are ever removed, so the number of entries is `last - first + 1` without counting
+//! them.
 
 use serde::{Deserialize, Serialize};
 use sled::Tree;
@@ -37,6 +40,19 @@ pub struct WebhookLogEntry {
     pub seq: Option<u64>,
 }
 
+/// Consecutive entries, the first with id `first`.
+#[derive(Serialize, Deserialize)]
+struct Chunk {
+    first: u64,
+    entries: Vec<WebhookLogEntry>,
+}
+
+impl Chunk {
+    fn last(&self) -> u64 {
+        self.first + self.entries.len() as u64 - 1
+    }
+}
+
 /// Which entries a listing shows; `None` matches everything.
 #[derive(Clone, Debug, Default)]
 pub struct WebhookLogFilter {
@@ -66,19 +82,23 @@ impl Store {
         Ok(self.db.open_tree(WEBHOOK_LOG)?)
     }
 
-    /// Appends entries after every entry already there. Not flushed: the log is a diagnostic,
-    /// and sled's periodic flush bounds what a crash can take. Plain inserts rather than an
-    /// atomic batch: a sled batch takes sled's global write lock, which would stall the journal;
-    /// and sled recovers a prefix of its log, so a crash leaves the ids dense.
+    /// Appends entries after every entry already there, as one chunk. Not flushed: the log is
+    /// a diagnostic, and sled's periodic flush bounds what a crash can take. A plain insert, not
+    /// a batch: a sled batch takes sled's global write lock, which would stall the journal.
     pub fn append_webhook_log(&self, entries: &[WebhookLogEntry]) -> StoreResult<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let tree = self.webhook_log_tree()?;
         let first = match tree.last()? {
             Some((key, _)) => u64::from_be_bytes(fixed(&key, "webhook log key")?) + 1,
             None => 1,
         };
-        for (id, entry) in (first..).zip(entries) {
-            tree.insert(id.to_be_bytes(), encode(entry)?)?;
-        }
+        let chunk = Chunk {
+            first,
+            entries: entries.to_vec(),
+        };
+        tree.insert(chunk.last().to_be_bytes(), encode(&chunk)?)?;
         Ok(())
     }
 
@@ -86,30 +106,40 @@ impl Store {
     /// `before_ms`. Returns how many went.
     pub fn trim_webhook_log(&self, max_entries: u64, before_ms: i64) -> StoreResult<usize> {
         let tree = self.webhook_log_tree()?;
-        let (Some((first, _)), Some((last, _))) = (tree.first()?, tree.last()?) else {
+        let Some((last, _)) = tree.last()? else {
             return Ok(0);
         };
-        let first = u64::from_be_bytes(fixed(&first, "webhook log key")?);
         let last = u64::from_be_bytes(fixed(&last, "webhook log key")?);
-        let mut count = last.saturating_sub(first) + 1;
-        let mut expired = Vec::new();
+        let mut removed = 0;
+        // Oldest chunk first; a chunk partly kept is written again with what is left, and ends
+        // the trim.
         for item in tree.iter() {
             let (key, value) = item?;
-            let too_many = count > max_entries;
-            if !too_many {
-                let entry: WebhookLogEntry = decode(&value)?;
-                if entry.at_ms >= before_ms {
-                    break;
-                }
+            let mut chunk: Chunk = decode(&value)?;
+            let count = last.saturating_sub(chunk.first) + 1;
+            let excess = count.saturating_sub(max_entries);
+            let old = chunk
+                .entries
+                .iter()
+                .take_while(|entry| entry.at_ms < before_ms)
+                .count();
+            let drop = usize::try_from(excess)
+                .unwrap_or(usize::MAX)
+                .max(old)
+                .min(chunk.entries.len());
+            removed += drop;
+            if drop == chunk.entries.len() {
+                tree.remove(key)?;
+                continue;
             }
-            expired.push(key);
-            count -= 1;
+            if drop > 0 {
+                chunk.entries.drain(..drop);
+                chunk.first += drop as u64;
+                tree.insert(key, encode(&chunk)?)?;
+            }
+            break;
         }
-        // Oldest first, one by one (see `append_webhook_log`): a crash keeps the ids dense.
-        for key in &expired {
-            tree.remove(key)?;
-        }
-        Ok(expired.len())
+        Ok(removed)
     }
 
     /// Entries matching `filter`, newest first. `cursor` is the id of the last entry of the
@@ -127,21 +157,29 @@ impl Store {
             }
             None => u64::MAX,
         };
-        let mut items = Vec::new();
+        let mut items: Vec<(u64, WebhookLogEntry)> = Vec::new();
         let mut next_cursor = None;
-        for item in tree.range(..high.to_be_bytes()).rev() {
-            let (key, value) = item?;
-            let entry: WebhookLogEntry = decode(&value)?;
-            if !filter.matches(&entry) {
-                continue;
-            }
-            if items.len() == limit {
-                if let Some((id, _)) = items.last() {
-                    next_cursor = Some(u64::to_be_bytes(*id).to_vec());
+        // The newest id wanted is `high - 1`: the chunk holding it (the first whose last id is
+        // at least that), then every older chunk.
+        let newest = high.saturating_sub(1).to_be_bytes();
+        let holding = tree.range(newest..).next();
+        let older = tree.range(..newest).rev();
+        'chunks: for item in holding.into_iter().chain(older) {
+            let (_, value) = item?;
+            let chunk: Chunk = decode(&value)?;
+            for (offset, entry) in chunk.entries.into_iter().enumerate().rev() {
+                let id = chunk.first + offset as u64;
+                if id >= high || !filter.matches(&entry) {
+                    continue;
                 }
-                break;
+                if items.len() == limit {
+                    if let Some((id, _)) = items.last() {
+                        next_cursor = Some(u64::to_be_bytes(*id).to_vec());
+                    }
+                    break 'chunks;
+                }
+                items.push((id, entry));
             }
-            items.push((u64::from_be_bytes(fixed(&key, "webhook log key")?), entry));
         }
         Ok(Page { items, next_cursor })
     }
