@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use clap::Parser;
 use roomledger_actors::{Engine, StorageState};
-use roomledger_web::routes;
+use roomledger_web::server::HttpLimits;
 use roomledger_web::state::AppState;
 use tracing_subscriber::EnvFilter;
 
@@ -95,32 +95,22 @@ async fn serve(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         AppState::new(engine.clone(), &config.web_settings())
             .with_body_timeout(Duration::from_millis(config.server.body_timeout_ms)),
     );
-    let app_state = state.clone();
     let workers = match config.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let server =
-        HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-            .workers(workers)
-            .keep_alive(Duration::from_secs(config.server.keep_alive_seconds))
-            // The limits on slow and idle clients. actix closes a connection whose first request
-            // head is not complete within the request timeout and an idle keep-alive connection
-            // after `keep_alive`; the body deadline is enforced by the webhook handlers
-            // (`with_body_timeout` above); a client that does not let its connection close is
-            // dropped after a second. `max_connection_rate` is not set: it only limits TLS
-            // handshakes, and roomledger serves plain HTTP.
-            .client_request_timeout(Duration::from_millis(config.server.request_timeout_ms))
-            .client_disconnect_timeout(Duration::from_secs(1))
-            .max_connections(config.server.max_connections)
-            .shutdown_timeout(10)
-            // Signals are ours: the server stops accepting, then the engine drains and snapshots.
-            .disable_signals()
-            .bind(config.server.bind)?;
-    for address in server.addrs() {
+    let limits = HttpLimits {
+        workers,
+        keep_alive: Duration::from_secs(config.server.keep_alive_seconds),
+        request_timeout: Duration::from_millis(config.server.request_timeout_ms),
+        max_connections: config.server.max_connections,
+        shutdown_timeout: Duration::from_secs(10),
+    };
+    let (addresses, server) =
+        roomledger_web::server::bind(state.clone(), &limits, config.server.bind)?;
+    for address in addresses {
         tracing::info!("listening on http://{address}");
     }
-    let server = server.run();
     let handle = server.handle();
     actix_web::rt::spawn(async move {
         let signal = wait_for_signal().await;

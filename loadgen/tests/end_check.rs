@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use roomledger_actors::{Engine, EngineSettings};
 use roomledger_loadgen::check;
 use roomledger_loadgen::run::{self, ACKED, RunSettings};
@@ -16,7 +16,7 @@ use roomledger_loadgen::traffic::{Credentials, Plan, Shape, What};
 use roomledger_web::providers::Secret;
 use roomledger_web::providers::agora::AgoraConfig;
 use roomledger_web::providers::livekit::LivekitConfig;
-use roomledger_web::routes;
+use roomledger_web::server;
 use roomledger_web::state::{AppState, WebSettings};
 
 struct Server {
@@ -51,15 +51,16 @@ fn start(credentials: &Credentials) -> Server {
         actix_web::rt::System::new().block_on(async move {
             let engine = Arc::new(Engine::start(&engine_settings).expect("engine starts"));
             let state = web::Data::new(AppState::new(engine.clone(), &web_settings));
-            let server =
-                HttpServer::new(move || App::new().configure(routes::configure(state.clone())))
-                    .workers(1)
-                    .disable_signals()
-                    .shutdown_timeout(1)
-                    .bind("127.0.0.1:0")
-                    .expect("bind loopback");
-            let address = server.addrs()[0];
-            let server = server.run();
+            let limits = server::HttpLimits {
+                workers: 1,
+                keep_alive: Duration::from_secs(30),
+                request_timeout: Duration::from_secs(5),
+                max_connections: 25_000,
+                shutdown_timeout: Duration::from_secs(1),
+            };
+            let (addresses, server) =
+                server::bind(state, &limits, "127.0.0.1:0").expect("bind loopback");
+            let address = addresses[0];
             started
                 .send((address, server.handle()))
                 .expect("the test waits for the address");

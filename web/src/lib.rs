@@ -18,6 +18,7 @@ pub mod files;
 pub mod page;
 pub mod providers;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod stream;
 pub mod usage;

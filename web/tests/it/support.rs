@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer, web};
+use actix_web::web;
 use roomledger_actors::{Engine, EngineSettings};
 use roomledger_web::providers::Secret;
 use roomledger_web::providers::acrcloud::AcrcloudConfig;
@@ -19,7 +19,7 @@ use roomledger_web::providers::livekit::LivekitConfig;
 use roomledger_web::providers::plugnmeet::PlugnmeetConfig;
 use roomledger_web::providers::signing;
 use roomledger_web::providers::twitch::TwitchConfig;
-use roomledger_web::routes;
+use roomledger_web::server;
 use roomledger_web::state::{AppState, WebSettings};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -105,24 +105,27 @@ impl Server {
             }
         };
         let state = web::Data::new(AppState::new(engine.clone(), &web_settings));
-        let app_state = state.clone();
-        let server =
-            HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-                .workers(1)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind loopback");
-        let address = server.addrs()[0];
-        let server = server.run();
+        Self::serve(engine, state, &HttpLimits::default().server(), None, path)
+    }
+
+    /// The HTTP server over `engine`, started as `main` starts it (`server::bind`).
+    fn serve(
+        engine: Arc<Engine>,
+        state: web::Data<AppState>,
+        limits: &server::HttpLimits,
+        dir: Option<TempDir>,
+        path: &Path,
+    ) -> Server {
+        let (addresses, server) =
+            server::bind(state.clone(), limits, "127.0.0.1:0").expect("bind loopback");
         let handle = server.handle();
         actix_web::rt::spawn(server);
         Server {
-            url: format!("http://{address}"),
+            url: format!("http://{}", addresses[0]),
             engine,
             state,
             handle,
-            dir: None,
+            dir,
             path: path.to_path_buf(),
         }
     }
@@ -703,6 +706,31 @@ pub struct HttpLimits {
     pub workers: usize,
 }
 
+impl Default for HttpLimits {
+    /// `config.toml`'s defaults, with one worker.
+    fn default() -> HttpLimits {
+        HttpLimits {
+            request_timeout: Duration::from_millis(5000),
+            keep_alive: Duration::from_secs(30),
+            body_timeout: Duration::from_millis(10_000),
+            max_connections: 25_000,
+            workers: 1,
+        }
+    }
+}
+
+impl HttpLimits {
+    fn server(&self) -> server::HttpLimits {
+        server::HttpLimits {
+            workers: self.workers,
+            keep_alive: self.keep_alive,
+            request_timeout: self.request_timeout,
+            max_connections: self.max_connections,
+            shutdown_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
 impl Server {
     /// Starts like [`Server::start`], with the HTTP server configured as `main` configures it
     /// from `limits`.
@@ -713,29 +741,7 @@ impl Server {
         let state = web::Data::new(
             AppState::new(engine.clone(), &web_settings).with_body_timeout(limits.body_timeout),
         );
-        let app_state = state.clone();
-        let server =
-            HttpServer::new(move || App::new().configure(routes::configure(app_state.clone())))
-                .workers(limits.workers)
-                .keep_alive(limits.keep_alive)
-                .client_request_timeout(limits.request_timeout)
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .max_connections(limits.max_connections)
-                .disable_signals()
-                .shutdown_timeout(1)
-                .bind("127.0.0.1:0")
-                .expect("bind loopback");
-        let address = server.addrs()[0];
-        let server = server.run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        Server {
-            url: format!("http://{address}"),
-            engine,
-            state,
-            handle,
-            path: dir.path().to_path_buf(),
-            dir: Some(dir),
-        }
+        let path = dir.path().to_path_buf();
+        Self::serve(engine, state, &limits.server(), Some(dir), &path)
     }
 }
