@@ -136,22 +136,7 @@ impl Roomledger {
             .status()
             .expect("kill(1) runs");
         assert!(status.success(), "kill -TERM failed: {status}");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waitpid") {
-                // Drain the pipes, so the log holds everything the process wrote.
-                for reader in self.readers.drain(..) {
-                    let _ = reader.join();
-                }
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "roomledger did not exit within {within:?} of SIGTERM:\n{}",
-                self.log().join("\n")
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_exit(within)
     }
 
     /// The child's process id (unchanged by an exec, i.e. a restart in place).
@@ -164,7 +149,8 @@ impl Roomledger {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Waits at most `within` for the process to end by itself; its exit status.
+    /// Waits at most `within` for the process to end; its exit status. The pipes are drained
+    /// then, so the log holds everything the process wrote.
     pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
