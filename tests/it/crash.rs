@@ -170,14 +170,7 @@ fn sigterm_writes_a_final_snapshot_and_the_restart_recovers_from_it() {
             .any(|l| l.starts_with("roomledger_recovery_duration_seconds ")),
         "{metrics}"
     );
-    eventually(Duration::from_secs(5), || {
-        let after = api_state(&server, &rooms);
-        if after == before {
-            Ok(())
-        } else {
-            Err(format!("before: {before}\nafter:  {after}"))
-        }
-    });
+    until_api_state(&server, &rooms, &before);
 
     // A provider re-sending everything after the restart changes nothing.
     let resent = stream(&mut server, &events, &order, 3, no_interruption);

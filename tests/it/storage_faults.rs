@@ -446,14 +446,7 @@ fn corrupt_newest_snapshot_falls_back_to_the_older_one_and_the_journal() {
         newest.as_of_seq - older.as_of_seq,
         "the journal after the older snapshot is replayed: {recovered}"
     );
-    eventually(Duration::from_secs(5), || {
-        let after = api_state(&server, &rooms);
-        if after == before {
-            Ok(())
-        } else {
-            Err(format!("before: {before}\nafter:  {after}"))
-        }
-    });
+    until_api_state(&server, &rooms, &before);
 
     // The next snapshot and trim build on the readable one.
     assert_eq!(server.terminate(Duration::from_secs(10)).code(), Some(0));

@@ -850,6 +850,19 @@ where
         .collect()
 }
 
+/// Waits at most 5 s for the read API over `rooms` to show exactly `expected` (rooms apply
+/// what recovery hands them asynchronously).
+pub fn until_api_state(server: &Roomledger, rooms: &[String], expected: &Value) {
+    eventually(Duration::from_secs(5), || {
+        let now = api_state(server, rooms);
+        if &now == expected {
+            Ok(())
+        } else {
+            Err(format!("expected: {expected}\nnow:      {now}"))
+        }
+    });
+}
+
 /// Everything the read API says about `rooms` (the listing of live rooms with its totals, each
 /// room's view, sessions and history), with the ever-growing `seconds` left out.
 pub fn api_state(server: &Roomledger, rooms: &[String]) -> Value {
