@@ -980,10 +980,8 @@ fn leave_event(room_key: &RoomKey, uid: &str, at_ms: i64, joined_ms: i64) -> Eve
 
 #[test]
 fn a_failed_session_write_is_written_by_the_replay_after_a_restart() {
-    use crate::messages::{StoreHealthy, StoreSessions};
+    use crate::messages::StoreHealthy;
     use crate::room::RoomSettings;
-    use crate::store_actor::StoreActor;
-    use actix::prelude::*;
 
     let (_dir, store) = temp();
     let r = room("r");
@@ -1027,22 +1025,8 @@ fn a_failed_session_write_is_written_by_the_replay_after_a_restart() {
         let store = store.clone();
         let r = r.clone();
         async move {
-            let actor = SyncArbiter::start(1, move || {
-                StoreActor::new(
-                    store.clone(),
-                    std::sync::Arc::new(crate::metrics::Metrics::new()),
-                )
-            });
-            for (seq, session) in [(2, first), (4, second)] {
-                actor
-                    .send(StoreSessions {
-                        room: r.clone(),
-                        applied_seq: seq,
-                        changes: vec![SessionChange::Finished(session)],
-                    })
-                    .await
-                    .unwrap();
-            }
+            let actor = start_store_actor(&store);
+            send_finished(&actor, &r, [(2, first), (4, second)]).await;
             actor.send(StoreHealthy).await.unwrap()
         }
     });
@@ -1065,9 +1049,7 @@ fn a_failed_session_write_is_written_by_the_replay_after_a_restart() {
 
 #[test]
 fn writes_that_failed_are_retried_in_order_once_storage_works_again() {
-    use crate::messages::{RetryWrites, StoreHealthy, StoreSessions};
-    use crate::store_actor::StoreActor;
-    use actix::prelude::*;
+    use crate::messages::{RetryWrites, StoreHealthy};
 
     let (_dir, store) = temp();
     let r = room("r");
@@ -1082,23 +1064,8 @@ fn writes_that_failed_are_retried_in_order_once_storage_works_again() {
         let store = store.clone();
         let r = r.clone();
         async move {
-            let for_actor = store.clone();
-            let actor = SyncArbiter::start(1, move || {
-                StoreActor::new(
-                    for_actor.clone(),
-                    std::sync::Arc::new(crate::metrics::Metrics::new()),
-                )
-            });
-            for (seq, session) in [(2, first), (4, second)] {
-                actor
-                    .send(StoreSessions {
-                        room: r.clone(),
-                        applied_seq: seq,
-                        changes: vec![SessionChange::Finished(session)],
-                    })
-                    .await
-                    .unwrap();
-            }
+            let actor = start_store_actor(&store);
+            send_finished(&actor, &r, [(2, first), (4, second)]).await;
             assert!(!actor.send(StoreHealthy).await.unwrap());
             // The fault goes away; the retry writes both, the failed one first.
             store.sessions.remove(&first_key).unwrap();
@@ -1182,4 +1149,34 @@ fn the_webhook_log_is_written_in_batches_listed_by_id_and_trimmed_exactly() {
         store.webhook_log(&all, 10, Some(b"bad")),
         Err(StoreError::InvalidCursor)
     ));
+}
+
+/// A `StoreActor` over `store`, inside a running actix system.
+fn start_store_actor(store: &Store) -> actix::Addr<crate::store_actor::StoreActor> {
+    use actix::SyncArbiter;
+    let store = store.clone();
+    SyncArbiter::start(1, move || {
+        crate::store_actor::StoreActor::new(
+            store.clone(),
+            std::sync::Arc::new(crate::metrics::Metrics::new()),
+        )
+    })
+}
+
+/// What a room actor sends for finished sessions, each applied at its seq.
+async fn send_finished<const N: usize>(
+    actor: &actix::Addr<crate::store_actor::StoreActor>,
+    room: &RoomKey,
+    sessions: [(u64, ParticipantSession); N],
+) {
+    for (seq, session) in sessions {
+        actor
+            .send(crate::messages::StoreSessions {
+                room: room.clone(),
+                applied_seq: seq,
+                changes: vec![SessionChange::Finished(session)],
+            })
+            .await
+            .unwrap();
+    }
 }
