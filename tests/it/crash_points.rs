@@ -47,6 +47,24 @@ struct Plan {
     recovers_from: Option<u64>,
 }
 
+impl Plan {
+    /// A crash at `point` in the middle of 750 events over 30 rooms sent as fast as the server
+    /// answers, at a pass chosen from the seed.
+    fn mid_stream(point: &'static str) -> Plan {
+        Plan {
+            point,
+            pass: None,
+            rooms: 30,
+            per_room: 25,
+            lanes: 6,
+            per_second: None,
+            rooms_first: false,
+            warm_up: 300,
+            recovers_from: None,
+        }
+    }
+}
+
 /// Snapshots every second, so that snapshots and trims happen while the stream runs.
 const ENV: [(&str, &str); 1] = [("ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS", "1")];
 /// No periodic snapshot: the warm-up run writes one snapshot, its final one.
@@ -259,34 +277,14 @@ fn first_difference(reference: &Value, recovered: &Value) -> String {
 /// saw no answer; its retry is a duplicate, the event counts once.
 #[test]
 fn crash_after_journal_append_before_the_answer_loses_and_doubles_nothing() {
-    crash_and_recover(Plan {
-        point: "after_append",
-        pass: None,
-        rooms: 30,
-        per_room: 25,
-        lanes: 6,
-        per_second: None,
-        rooms_first: false,
-        warm_up: 300,
-        recovers_from: None,
-    });
+    crash_and_recover(Plan::mid_stream("after_append"));
 }
 
 /// A crash after the room applied an event and before the sessions it finished were written:
 /// the room's watermark did not move, so recovery replays the event and writes them.
 #[test]
 fn crash_before_the_session_write_is_repaired_by_replay() {
-    crash_and_recover(Plan {
-        point: "before_session_write",
-        pass: None,
-        rooms: 30,
-        per_room: 25,
-        lanes: 6,
-        per_second: None,
-        rooms_first: false,
-        warm_up: 300,
-        recovers_from: None,
-    });
+    crash_and_recover(Plan::mid_stream("before_session_write"));
 }
 
 /// A crash between the parts of a snapshot (1,100 rooms, all loaded from the warm-up's
