@@ -131,7 +131,8 @@ impl Ingest {
             metrics,
             max_batch: settings.max_batch,
             dedupe_window: settings.dedupe_window,
-            next_purge: Instant::now(),
+            next_sweep: Instant::now(),
+            sweep: None,
         };
         let thread = std::thread::Builder::new()
             .name("journal-committer".into())
@@ -216,12 +217,25 @@ struct Committer {
     max_batch: usize,
     /// Dedupe keys older than this are forgotten on disk too, as the cache forgets them.
     dedupe_window: Duration,
-    /// When expired dedupe keys are next purged from the store.
-    next_purge: Instant,
+    /// When the next sweep for expired dedupe keys starts.
+    next_sweep: Instant,
+    /// The sweep in progress, if any.
+    sweep: Option<Sweep>,
 }
 
-/// Expired dedupe keys are purged at most this often (and at least once per window).
-const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// A sweep for expired dedupe keys starts at most this often (and at least once per window).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Keys a sweep looks at after each batch, at least; and per key the batch added, so that a
+/// sweep always outruns the keys being added and ends.
+const SWEEP_STEP_MIN: usize = 1000;
+const SWEEP_STEP_PER_NEW_KEY: usize = 2;
+
+/// How far a sweep for expired dedupe keys got.
+struct Sweep {
+    /// Where the next step starts; `None` at the start.
+    resume_at: Option<Vec<u8>>,
+    purged: usize,
+}
 
 /// What one submission waits for.
 struct Waiter {
@@ -277,8 +291,8 @@ impl Committer {
                     Submission::Close(done) => closing.push(done),
                 }
             }
-            self.process(submissions);
-            self.purge_expired();
+            let new_keys = self.process(submissions);
+            self.sweep_expired(new_keys);
             if !closing.is_empty() {
                 if !self.undispatched.is_empty() {
                     self.commit(Vec::new(), Vec::new());
@@ -298,28 +312,52 @@ impl Committer {
         }
     }
 
-    /// Forgets dedupe keys older than the window in the store, as the cache does; without this
-    /// the `dedupe` trees grow forever. Done here, between batches and after their waiters are
-    /// answered, because the committer is the only writer of those trees.
-    fn purge_expired(&mut self) {
-        let now = Instant::now();
-        if now < self.next_purge {
-            return;
-        }
-        self.next_purge = now + PURGE_EVERY.min(self.dedupe_window);
+    /// Receive times before this are outside the dedupe window.
+    fn dedupe_cutoff_ms(&self) -> i64 {
         let window_ms = i64::try_from(self.dedupe_window.as_millis()).unwrap_or(i64::MAX);
-        match self
-            .store
-            .purge_dedupe(crate::now_ms().saturating_sub(window_ms))
-        {
-            Ok(0) => {}
-            Ok(purged) => tracing::debug!(purged, "expired dedupe keys purged"),
-            // Not urgent: the keys are purged on a later attempt.
-            Err(error) => tracing::warn!(%error, "purging expired dedupe keys failed"),
-        }
+        crate::now_ms().saturating_sub(window_ms)
     }
 
-    fn process(&mut self, submissions: Vec<(Vec<Event>, i64, Reply)>) {
+    /// Forgets dedupe keys older than the window in the store, as the cache does; without this
+    /// the dedupe keys grow forever. A sweep over all keys, a bounded step after each batch so
+    /// that no batch waits for a whole sweep; done here, after the batch's waiters are
+    /// answered, because the committer is the only writer of the keys.
+    fn sweep_expired(&mut self, new_keys: usize) {
+        let now = Instant::now();
+        let mut sweep = match self.sweep.take() {
+            Some(sweep) => sweep,
+            None if now >= self.next_sweep => Sweep {
+                resume_at: None,
+                purged: 0,
+            },
+            None => return,
+        };
+        let budget = SWEEP_STEP_MIN + SWEEP_STEP_PER_NEW_KEY * new_keys;
+        match self.store.purge_dedupe_step(
+            self.dedupe_cutoff_ms(),
+            sweep.resume_at.as_deref(),
+            budget,
+        ) {
+            Ok(step) => {
+                sweep.purged += step.removed;
+                sweep.resume_at = step.resume_at;
+                if sweep.resume_at.is_some() {
+                    self.sweep = Some(sweep);
+                    return;
+                }
+                if sweep.purged > 0 {
+                    tracing::debug!(purged = sweep.purged, "expired dedupe keys purged");
+                }
+            }
+            // Not urgent: the next sweep purges them.
+            Err(error) => tracing::warn!(%error, "purging expired dedupe keys failed"),
+        }
+        self.next_sweep = now + SWEEP_EVERY.min(self.dedupe_window);
+    }
+
+    /// Returns how many new events it appended.
+    fn process(&mut self, submissions: Vec<(Vec<Event>, i64, Reply)>) -> usize {
+        let not_before_ms = self.dedupe_cutoff_ms();
         let mut waiters = Vec::with_capacity(submissions.len());
         let mut new: Vec<(Accepted, Vec<u8>)> = Vec::new();
         // Keys of entries appended earlier whose flush failed count as this batch's: they are not
@@ -347,7 +385,7 @@ impl Committer {
                     waiter.needs_flush = true;
                     continue;
                 }
-                match self.store.dedupe_lookup(&key) {
+                match self.store.dedupe_lookup(&key, not_before_ms) {
                     Ok(Some(original)) => {
                         waiter.outcomes.push(Outcome::Duplicate);
                         // The original was appended but its flush failed: this answer waits for
@@ -377,7 +415,9 @@ impl Committer {
             }
             waiters.push(waiter);
         }
+        let new_keys = new.len();
         self.commit(new, waiters);
+        new_keys
     }
 
     /// Records the dedupe keys of the entries in `undispatched`, which a flush just made durable.
@@ -434,9 +474,7 @@ impl Committer {
                 // Take back what may have been written: none of it is acknowledged, and the
                 // seqs are used again. Should storage be too broken for that, the entries stay,
                 // and a restart counts them as received (their retries are then duplicates).
-                for (seq, _) in &entries {
-                    let _ = self.store.remove_journal_entry(*seq);
-                }
+                let _ = self.store.remove_journal_chunk(self.next_seq);
             })
         };
         let mut new_waiters_failed = false;

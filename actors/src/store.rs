@@ -5,10 +5,14 @@
 //!
 //! Trees:
 //! - `meta`: format version.
-//! - `journal`: three relations in one tree, told apart by a leading byte: `0`+seq →
-//!   [`JournalEntry`], the durable record of every accepted event; `1`+dedupe key (provider,
-//!   app, event id) → seq; `2`+(received, dedupe key) → (), the expiry order of the dedupe keys.
-//!   `meta` holds `dedupe_through`, the seq up to which every entry's dedupe key is durable.
+//! - `journal`: two relations in one tree, told apart by a leading byte. `0`+first seq → the
+//!   [`JournalEntry`]s of one group commit, seqs consecutive from the key's: the durable record
+//!   of every accepted event, one sled value per commit because sled's cost is per insert, not
+//!   per byte. `1`+dedupe key (provider, app, event id) → (seq, received): no expiry index
+//!   beside it (a second insert per event); expired keys are found by a sweep that the
+//!   committer runs a bounded step at a time ([`Store::purge_dedupe_step`]), and a lookup
+//!   ignores a key older than the window even before the sweep reaches it. `meta` holds
+//!   `dedupe_through`, the seq up to which every entry's dedupe key is durable.
 //! - `sessions`: (room, joined, participant id) → [`ParticipantSession`], with the indexes
 //!   `sessions_by_participant` (provider, app, identity, joined, room, id → session key) and
 //!   `sessions_by_end` (left, session key → ()).
@@ -47,7 +51,7 @@ pub use records::Subscription;
 pub use webhook_log::{WebhookLogEntry, WebhookLogFilter};
 
 /// Bumped whenever the meaning of stored bytes changes; an unknown version refuses to open.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -87,6 +91,14 @@ pub struct Append<'a> {
     pub seq: u64,
     pub dedupe_key: &'a [u8],
     pub entry: &'a JournalEntry,
+}
+
+/// How far one [`Store::purge_dedupe_step`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PurgeStep {
+    pub removed: usize,
+    /// The dedupe key to resume the sweep at; `None` once it reached the end.
+    pub resume_at: Option<Vec<u8>>,
 }
 
 /// A change to the stored sessions of one room, produced by the room logic.
@@ -255,47 +267,64 @@ impl Store {
     /// The highest seq in the journal, or 0 when it is empty.
     pub fn last_journal_seq(&self) -> StoreResult<u64> {
         match self.journal.range(..[DEDUPE].as_slice()).next_back() {
-            Some(item) => Ok(u64::from_be_bytes(fixed(&item?.0[1..], "journal key")?)),
+            Some(item) => {
+                let (key, value) = item?;
+                let chunk = JournalChunk::read(&key, &value)?;
+                Ok(chunk.first + chunk.entries.len() as u64 - 1)
+            }
             None => Ok(0),
         }
     }
 
-    pub fn dedupe_lookup(&self, dedupe_key: &[u8]) -> StoreResult<Option<u64>> {
+    /// The seq of the event recorded under `dedupe_key`, unless it was received before
+    /// `not_before_ms` (expired: the sweep may not have removed it yet).
+    pub fn dedupe_lookup(&self, dedupe_key: &[u8], not_before_ms: i64) -> StoreResult<Option<u64>> {
         match self.journal.get(prefixed(DEDUPE, dedupe_key))? {
-            Some(value) => Ok(Some(u64::from_be_bytes(fixed(&value, "dedupe value")?))),
+            Some(value) => {
+                let (seq, received_ms) = dedupe_value(&value)?;
+                Ok((received_ms >= not_before_ms).then_some(seq))
+            }
             None => Ok(None),
         }
     }
 
-    /// Writes journal entries. Not durable until [`Store::flush`]; their dedupe keys are
-    /// recorded once they are ([`Store::record_dedupe`]).
+    /// Writes the entries of one group commit, whose seqs must be consecutive, as one chunk.
+    /// Not durable until [`Store::flush`]; their dedupe keys are recorded once they are
+    /// ([`Store::record_dedupe`]).
     pub fn append_journal(&self, entries: &[(u64, &JournalEntry)]) -> StoreResult<()> {
         writable()?;
-        for (seq, entry) in entries {
-            self.journal.insert(journal_key(*seq), encode(entry)?)?;
+        let Some(&(first, _)) = entries.first() else {
+            return Ok(());
+        };
+        if entries
+            .iter()
+            .zip(first..)
+            .any(|((seq, _), expected)| *seq != expected)
+        {
+            return Err(StoreError::Corrupt(
+                "journal entries of one append must have consecutive seqs".into(),
+            ));
         }
+        let chunk: Vec<&JournalEntry> = entries.iter().map(|(_, entry)| *entry).collect();
+        self.journal.insert(journal_key(first), encode(&chunk)?)?;
         Ok(())
     }
 
-    /// Takes back an entry whose batch could not be written whole.
-    pub fn remove_journal_entry(&self, seq: u64) -> StoreResult<()> {
-        self.journal.remove(journal_key(seq))?;
+    /// Takes back the chunk appended at `first_seq` when its commit failed.
+    pub fn remove_journal_chunk(&self, first_seq: u64) -> StoreResult<()> {
+        self.journal.remove(journal_key(first_seq))?;
         Ok(())
     }
 
-    /// Records the dedupe keys of journal entries, with their expiry order. Idempotent.
+    /// Records the dedupe keys of journal entries, with when each arrived. Idempotent.
     pub fn record_dedupe(&self, appends: &[Append<'_>]) -> StoreResult<()> {
         writable()?;
         for append in appends {
-            self.journal.insert(
-                prefixed(DEDUPE, append.dedupe_key),
-                &append.seq.to_be_bytes(),
-            )?;
-            let mut expiry_key = Vec::with_capacity(9 + append.dedupe_key.len());
-            expiry_key.push(EXPIRY);
-            expiry_key.extend_from_slice(&ordered_i64(append.entry.received_ms));
-            expiry_key.extend_from_slice(append.dedupe_key);
-            self.journal.insert(expiry_key, &[])?;
+            let mut value = [0u8; 16];
+            value[..8].copy_from_slice(&append.seq.to_be_bytes());
+            value[8..].copy_from_slice(&append.entry.received_ms.to_be_bytes());
+            self.journal
+                .insert(prefixed(DEDUPE, append.dedupe_key), &value)?;
         }
         Ok(())
     }
@@ -355,53 +384,116 @@ impl Store {
         &self,
         after: u64,
     ) -> impl Iterator<Item = StoreResult<(u64, JournalEntry)>> + '_ {
-        let start = journal_key(after.saturating_add(1));
+        let wanted = after.saturating_add(1);
+        // The chunk holding `wanted` starts at or before it.
+        let start = match self
+            .journal
+            .range(..=journal_key(wanted).as_slice())
+            .next_back()
+        {
+            Some(Ok((key, _))) if key.first() == Some(&JOURNAL) => key.to_vec(),
+            _ => journal_key(wanted).to_vec(),
+        };
         self.journal
             .range(start.as_slice()..[DEDUPE].as_slice())
-            .map(|item| {
-                let (key, value) = item?;
-                let seq = u64::from_be_bytes(fixed(&key[1..], "journal key")?);
-                Ok((seq, decode(&value)?))
+            .flat_map(move |item| {
+                let chunk = item
+                    .map_err(StoreError::from)
+                    .and_then(|(key, value)| JournalChunk::read(&key, &value));
+                let entries: Vec<StoreResult<(u64, JournalEntry)>> = match chunk {
+                    Ok(chunk) => (chunk.first..)
+                        .zip(chunk.entries)
+                        .filter(|(seq, _)| *seq >= wanted)
+                        .map(Ok)
+                        .collect(),
+                    Err(error) => vec![Err(error)],
+                };
+                entries
             })
     }
 
+    /// Entries in the journal. Reads every chunk: for tests and tools.
     pub fn journal_len(&self) -> usize {
-        self.journal.range(..[DEDUPE].as_slice()).keys().count()
+        self.journal_after(0).count()
     }
 
-    /// Drops journal entries up to and including `upto`, oldest first (plain removes, see the
-    /// module docs: a crash leaves a suffix).
+    /// Drops the journal chunks whose entries are all at or below `upto`, oldest first (plain
+    /// removes, see the module docs: a crash leaves a suffix). A chunk that also holds later
+    /// entries stays whole; replay skips what a snapshot already covers. Returns how many
+    /// entries went.
     pub fn trim_journal(&self, upto: u64) -> StoreResult<usize> {
         writable()?;
-        let end = match upto.checked_add(1) {
-            Some(next) => journal_key(next).to_vec(),
-            None => vec![DEDUPE],
-        };
-        let mut removed = 0;
-        for key in self.journal.range(..end.as_slice()).keys() {
-            self.journal.remove(key?)?;
-            removed += 1;
-            if removed % 1000 == 0 {
+        let mut removed = 0usize;
+        let mut chunks = self.journal.range(..[DEDUPE].as_slice()).peekable();
+        while let Some(item) = chunks.next() {
+            let (key, value) = item?;
+            let first = chunk_first_seq(&key)?;
+            let next_first = match chunks.peek() {
+                Some(Ok((next, _))) => chunk_first_seq(next)?,
+                Some(Err(_)) => break,
+                None => first + JournalChunk::read(&key, &value)?.entries.len() as u64,
+            };
+            if next_first.saturating_sub(1) > upto {
+                break;
+            }
+            self.journal.remove(key)?;
+            let before = removed;
+            removed += (next_first - first) as usize;
+            if removed / 1000 > before / 1000 {
                 crate::faults::crash_point("journal_trim");
             }
         }
         Ok(removed)
     }
 
-    /// Forgets dedupe keys of events received before `before_ms`.
+    /// Forgets dedupe keys of events received before `before_ms`, all in one go: for tests and
+    /// tools. The committer uses [`Store::purge_dedupe_step`].
     pub fn purge_dedupe(&self, before_ms: i64) -> StoreResult<usize> {
-        let start = [EXPIRY];
-        let end = prefixed(EXPIRY, &ordered_i64(before_ms));
         let mut removed = 0;
-        for key in self.journal.range(start.as_slice()..end.as_slice()).keys() {
-            let key = key?;
-            // The key before its expiry entry, so that a crash between the two leaves no key
-            // that nothing would purge (see the module docs on plain writes).
-            self.journal.remove(prefixed(DEDUPE, &key[9..]))?;
-            self.journal.remove(key)?;
-            removed += 1;
+        let mut from = None;
+        loop {
+            let step = self.purge_dedupe_step(before_ms, from.as_deref(), 10_000)?;
+            removed += step.removed;
+            match step.resume_at {
+                Some(next) => from = Some(next),
+                None => return Ok(removed),
+            }
         }
-        Ok(removed)
+    }
+
+    /// One step of a sweep over the dedupe keys: looks at up to `budget` keys from `from` (the
+    /// start when `None`) and removes those of events received before `before_ms`.
+    pub fn purge_dedupe_step(
+        &self,
+        before_ms: i64,
+        from: Option<&[u8]>,
+        budget: usize,
+    ) -> StoreResult<PurgeStep> {
+        writable()?;
+        let start = match from {
+            Some(key) => prefixed(DEDUPE, key),
+            None => vec![DEDUPE],
+        };
+        let mut step = PurgeStep {
+            removed: 0,
+            resume_at: None,
+        };
+        for (looked, item) in self
+            .journal
+            .range(start.as_slice()..[DEDUPE + 1].as_slice())
+            .enumerate()
+        {
+            let (key, value) = item?;
+            if looked == budget {
+                step.resume_at = Some(key[1..].to_vec());
+                break;
+            }
+            if dedupe_value(&value)?.1 < before_ms {
+                self.journal.remove(key)?;
+                step.removed += 1;
+            }
+        }
+        Ok(step)
     }
 
     // ----- sessions ---------------------------------------------------------------------
@@ -806,16 +898,53 @@ fn fixed<const N: usize>(bytes: &[u8], what: &str) -> StoreResult<[u8; N]> {
         .map_err(|_| StoreError::Corrupt(format!("{what} has {} bytes, expected {N}", bytes.len())))
 }
 
-/// An i64 as 8 bytes that sort like the numbers (sign bit flipped).
-/// The leading bytes of the `journal` tree's three relations (see the module docs).
+/// The leading bytes of the `journal` tree's two relations (see the module docs).
 const JOURNAL: u8 = 0;
 const DEDUPE: u8 = 1;
-const EXPIRY: u8 = 2;
 
 fn journal_key(seq: u64) -> [u8; 9] {
     let mut key = [JOURNAL; 9];
     key[1..].copy_from_slice(&seq.to_be_bytes());
     key
+}
+
+fn chunk_first_seq(key: &[u8]) -> StoreResult<u64> {
+    Ok(u64::from_be_bytes(fixed(
+        key.get(1..).unwrap_or_default(),
+        "journal key",
+    )?))
+}
+
+/// The entries of one group commit, as stored under the seq of the first.
+struct JournalChunk {
+    first: u64,
+    entries: Vec<JournalEntry>,
+}
+
+impl JournalChunk {
+    fn read(key: &[u8], value: &[u8]) -> StoreResult<JournalChunk> {
+        let chunk = JournalChunk {
+            first: chunk_first_seq(key)?,
+            entries: decode(value)?,
+        };
+        if chunk.entries.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "journal chunk {} is empty",
+                chunk.first
+            )));
+        }
+        Ok(chunk)
+    }
+}
+
+/// A dedupe key's value: (seq, received_ms).
+fn dedupe_value(value: &[u8]) -> StoreResult<(u64, i64)> {
+    let value: [u8; 16] = fixed(value, "dedupe value")?;
+    let (seq, received) = value.split_at(8);
+    Ok((
+        u64::from_be_bytes(fixed(seq, "dedupe seq")?),
+        i64::from_be_bytes(fixed(received, "dedupe received time")?),
+    ))
 }
 
 fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
@@ -825,6 +954,7 @@ fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
     key
 }
 
+/// An i64 as 8 bytes that sort like the numbers (sign bit flipped).
 fn ordered_i64(value: i64) -> [u8; 8] {
     ((value as u64) ^ (1 << 63)).to_be_bytes()
 }

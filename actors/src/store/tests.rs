@@ -201,6 +201,59 @@ fn the_journal_is_appended_iterated_in_order_and_trimmed() {
 }
 
 #[test]
+fn a_commit_is_one_chunk_read_from_any_seq_in_it_and_trimmed_only_whole() {
+    let (_dir, store) = temp();
+    append(&store, 1, &[("a", T0), ("b", T0), ("c", T0)]);
+    append(&store, 4, &[("d", T0), ("e", T0), ("f", T0)]);
+    assert_eq!(
+        store.journal.range(..[DEDUPE].as_slice()).count(),
+        2,
+        "one sled value per append"
+    );
+    let ids = |after| -> Vec<(u64, String)> {
+        store
+            .journal_after(after)
+            .map(|item| item.map(|(seq, entry)| (seq, entry.event.id)))
+            .collect::<StoreResult<_>>()
+            .unwrap()
+    };
+    assert_eq!(
+        ids(1),
+        [
+            (2, "b".into()),
+            (3, "c".into()),
+            (4, "d".into()),
+            (5, "e".into()),
+            (6, "f".into())
+        ]
+    );
+    assert_eq!(ids(4), [(5, "e".into()), (6, "f".into())]);
+    assert_eq!(ids(6), []);
+    assert_eq!(ids(60), []);
+
+    // Seq 4 is in the second chunk, which also holds 5 and 6: it stays whole.
+    assert_eq!(store.trim_journal(4).unwrap(), 3, "the first chunk only");
+    assert_eq!(ids(0).first().map(|(seq, _)| *seq), Some(4));
+    assert_eq!(store.trim_journal(5).unwrap(), 0);
+    assert_eq!(store.last_journal_seq().unwrap(), 6);
+    assert_eq!(store.trim_journal(6).unwrap(), 3);
+    assert_eq!(store.journal_len(), 0);
+
+    // Seqs of one append must follow each other; nothing is written otherwise.
+    let (x, y) = (entry(&room("r"), "x", T0), entry(&room("r"), "y", T0));
+    assert!(matches!(
+        store.append_journal(&[(7, &x), (9, &y)]),
+        Err(StoreError::Corrupt(_))
+    ));
+    assert_eq!(store.journal_len(), 0);
+    // A failed commit takes its chunk back whole.
+    store.append_journal(&[(7, &x), (8, &y)]).unwrap();
+    assert_eq!(store.last_journal_seq().unwrap(), 8);
+    store.remove_journal_chunk(7).unwrap();
+    assert_eq!(store.journal_len(), 0);
+}
+
+#[test]
 fn dedupe_keys_missing_after_a_crash_are_rebuilt_from_the_journal() {
     let (dir, store) = temp();
     append(&store, 1, &[("recorded", T0)]);
@@ -217,30 +270,48 @@ fn dedupe_keys_missing_after_a_crash_are_rebuilt_from_the_journal() {
     drop(store);
 
     let store = open_in(dir.path()).unwrap();
-    assert_eq!(store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(), None);
+    assert_eq!(
+        store
+            .dedupe_lookup(&dedupe_of("unkeyed-1"), i64::MIN)
+            .unwrap(),
+        None
+    );
     assert_eq!(
         store.repair_dedupe().unwrap(),
         2,
         "only entries after dedupe_through"
     );
     assert_eq!(
-        store.dedupe_lookup(&dedupe_of("recorded")).unwrap(),
+        store
+            .dedupe_lookup(&dedupe_of("recorded"), i64::MIN)
+            .unwrap(),
         Some(1)
     );
     assert_eq!(
-        store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(),
+        store
+            .dedupe_lookup(&dedupe_of("unkeyed-1"), i64::MIN)
+            .unwrap(),
         Some(2)
     );
     assert_eq!(
-        store.dedupe_lookup(&dedupe_of("unkeyed-2")).unwrap(),
+        store
+            .dedupe_lookup(&dedupe_of("unkeyed-2"), i64::MIN)
+            .unwrap(),
         Some(3)
     );
     assert_eq!(store.dedupe_through().unwrap(), 3);
     // The rebuilt keys expire like any other.
     assert_eq!(store.purge_dedupe(T0 + 2).unwrap(), 2);
-    assert_eq!(store.dedupe_lookup(&dedupe_of("unkeyed-1")).unwrap(), None);
     assert_eq!(
-        store.dedupe_lookup(&dedupe_of("unkeyed-2")).unwrap(),
+        store
+            .dedupe_lookup(&dedupe_of("unkeyed-1"), i64::MIN)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .dedupe_lookup(&dedupe_of("unkeyed-2"), i64::MIN)
+            .unwrap(),
         Some(3)
     );
     drop(store);
@@ -255,28 +326,54 @@ fn dedupe_keys_point_at_their_seq_and_expire_by_age() {
     let (dir, store) = temp();
     append(&store, 1, &[("old-1", T0), ("old-2", T0 + 10)]);
     append(&store, 3, &[("new-1", T0 + 1000)]);
-    assert_eq!(store.dedupe_lookup(&dedupe_of("old-1")).unwrap(), Some(1));
-    assert_eq!(store.dedupe_lookup(&dedupe_of("old-2")).unwrap(), Some(2));
-    assert_eq!(store.dedupe_lookup(&dedupe_of("new-1")).unwrap(), Some(3));
-    assert_eq!(store.dedupe_lookup(&dedupe_of("never")).unwrap(), None);
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old-1"), i64::MIN).unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old-2"), i64::MIN).unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("new-1"), i64::MIN).unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("never"), i64::MIN).unwrap(),
+        None
+    );
     // The key names provider and app: the same event id elsewhere is another event.
     let other_app = Event {
         room: RoomKey::new(Provider::Agora, "app2", "r"),
         ..event(&room("r"), "old-1", 0)
     };
-    assert_eq!(store.dedupe_lookup(&dedupe_key(&other_app)).unwrap(), None);
+    assert_eq!(
+        store
+            .dedupe_lookup(&dedupe_key(&other_app), i64::MIN)
+            .unwrap(),
+        None
+    );
 
     // Strictly before the cutoff is forgotten; at and after it is kept.
     assert_eq!(store.purge_dedupe(T0 + 10).unwrap(), 1);
-    assert_eq!(store.dedupe_lookup(&dedupe_of("old-1")).unwrap(), None);
-    assert_eq!(store.dedupe_lookup(&dedupe_of("old-2")).unwrap(), Some(2));
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old-1"), i64::MIN).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old-2"), i64::MIN).unwrap(),
+        Some(2)
+    );
     assert_eq!(store.purge_dedupe(T0 + 10).unwrap(), 0);
     assert_eq!(store.purge_dedupe(T0 + 1001).unwrap(), 2);
-    assert_eq!(store.dedupe_lookup(&dedupe_of("new-1")).unwrap(), None);
     assert_eq!(
-        store.journal.len(),
-        store.journal_len(),
-        "no dedupe key or expiry entry is left"
+        store.dedupe_lookup(&dedupe_of("new-1"), i64::MIN).unwrap(),
+        None
+    );
+    assert_eq!(
+        store.journal.scan_prefix([DEDUPE]).count(),
+        0,
+        "no dedupe key is left"
     );
     // The journal is not the dedupe tree's business.
     assert_eq!(store.journal_len(), 3);
@@ -285,7 +382,60 @@ fn dedupe_keys_point_at_their_seq_and_expire_by_age() {
     append(&store, 4, &[("kept", T0 + 2000)]);
     drop(store);
     let store = open_in(dir.path()).unwrap();
-    assert_eq!(store.dedupe_lookup(&dedupe_of("kept")).unwrap(), Some(4));
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("kept"), i64::MIN).unwrap(),
+        Some(4)
+    );
+}
+
+#[test]
+fn a_lookup_ignores_a_key_older_than_its_cutoff_before_any_sweep_removes_it() {
+    let (_dir, store) = temp();
+    append(&store, 1, &[("old", T0)]);
+    assert_eq!(store.dedupe_lookup(&dedupe_of("old"), T0).unwrap(), Some(1));
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old"), T0 + 1).unwrap(),
+        None
+    );
+    // A new event under the same id later overwrites the key.
+    append(&store, 2, &[("old", T0 + 5000)]);
+    assert_eq!(
+        store.dedupe_lookup(&dedupe_of("old"), T0 + 1).unwrap(),
+        Some(2)
+    );
+}
+
+#[test]
+fn a_sweep_in_bounded_steps_purges_exactly_the_expired_keys() {
+    let (_dir, store) = temp();
+    let events: Vec<(String, i64)> = (0..25)
+        .map(|i| (format!("id-{i:02}"), if i % 3 == 0 { T0 } else { T0 + 100 }))
+        .collect();
+    let borrowed: Vec<(&str, i64)> = events.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    append(&store, 1, &borrowed);
+
+    let mut steps = 0;
+    let mut purged = 0;
+    let mut from: Option<Vec<u8>> = None;
+    loop {
+        let step = store.purge_dedupe_step(T0 + 1, from.as_deref(), 4).unwrap();
+        steps += 1;
+        purged += step.removed;
+        assert!(step.removed <= 4, "a step looks at no more than its budget");
+        match step.resume_at {
+            Some(next) => from = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(purged, 9, "ids 0, 3, …, 24");
+    assert!(
+        steps >= 6,
+        "25 keys in steps of 4 take at least 6 steps, took {steps}"
+    );
+    for (i, (id, _)) in events.iter().enumerate() {
+        let found = store.dedupe_lookup(&dedupe_of(id), i64::MIN).unwrap();
+        assert_eq!(found.is_some(), i % 3 != 0, "{id}");
+    }
 }
 
 // ----- sessions -----------------------------------------------------------------------------
@@ -826,7 +976,10 @@ fn only_two_snapshots_are_kept_and_the_journal_is_trimmed_to_the_older() {
     let (_dir, store) = temp();
     let events: Vec<(String, i64)> = (0..30).map(|i| (format!("e{i}"), T0 + i)).collect();
     let events: Vec<(&str, i64)> = events.iter().map(|(id, t)| (id.as_str(), *t)).collect();
-    append(&store, 1, &events);
+    // Three commits of ten: the journal is trimmed a whole commit at a time.
+    for (i, commit) in events.chunks(10).enumerate() {
+        append(&store, 1 + 10 * i as u64, commit);
+    }
 
     let first = snapshot(&store, 10, &parts(3, "first"));
     assert_eq!(store.journal_len(), 30, "one snapshot trims nothing");

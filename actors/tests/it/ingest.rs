@@ -179,7 +179,7 @@ async fn dedupe_keys_are_forgotten_after_the_window_in_memory_and_on_disk() {
         [Outcome::Accepted { seq: 1 }]
     );
     let key = roomledger_actors::store::dedupe_key(&old);
-    assert_eq!(engine.store.dedupe_lookup(&key).unwrap(), Some(1));
+    assert_eq!(engine.store.dedupe_lookup(&key, i64::MIN).unwrap(), Some(1));
     // Other traffic keeps the committer busy; expired keys go between its batches.
     let mut n = 0;
     eventually("the old dedupe key to be purged from the store", || {
@@ -191,7 +191,7 @@ async fn dedupe_keys_are_forgotten_after_the_window_in_memory_and_on_disk() {
             submit(engine, vec![other]).await;
             engine
                 .store
-                .dedupe_lookup(&key)
+                .dedupe_lookup(&key, i64::MIN)
                 .unwrap()
                 .is_none()
                 .then_some(())
