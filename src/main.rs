@@ -37,6 +37,11 @@ enum Command {
     Sign(sign::Sign),
 }
 
+// mimalloc: under load glibc malloc cost 10-20% of the CPU per event; measured with
+// `loadgen/bench.sh throughput` (README "Performance").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Some(Command::Sign(sign)) = cli.command {

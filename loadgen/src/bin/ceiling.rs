@@ -20,6 +20,10 @@ struct Cli {
     workers: usize,
 }
 
+// The same allocator as roomledger's binary, so that the ratio compares like with like.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The body limit roomledger applies by default (`[server] max_body_bytes`).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
