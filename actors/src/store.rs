@@ -386,15 +386,21 @@ impl Store {
     ) -> impl Iterator<Item = StoreResult<(u64, JournalEntry)>> + '_ {
         let wanted = after.saturating_add(1);
         // The chunk holding `wanted` starts at or before it.
+        let mut failed = None;
         let start = match self
             .journal
             .range(..=journal_key(wanted).as_slice())
             .next_back()
         {
-            Some(Ok((key, _))) if key.first() == Some(&JOURNAL) => key.to_vec(),
-            _ => journal_key(wanted).to_vec(),
+            Some(Ok((key, _))) => key.to_vec(),
+            Some(Err(error)) => {
+                failed = Some(StoreError::from(error));
+                journal_key(wanted).to_vec()
+            }
+            None => journal_key(wanted).to_vec(),
         };
-        self.journal
+        let chunks = self
+            .journal
             .range(start.as_slice()..[DEDUPE].as_slice())
             .flat_map(move |item| {
                 let chunk = item
@@ -409,7 +415,8 @@ impl Store {
                     Err(error) => vec![Err(error)],
                 };
                 entries
-            })
+            });
+        failed.into_iter().map(Err).chain(chunks)
     }
 
     /// Entries in the journal. Reads every chunk: for tests and tools.
@@ -424,26 +431,45 @@ impl Store {
     pub fn trim_journal(&self, upto: u64) -> StoreResult<usize> {
         writable()?;
         let mut removed = 0usize;
-        let mut chunks = self.journal.range(..[DEDUPE].as_slice()).peekable();
-        while let Some(item) = chunks.next() {
+        // A chunk ends where the next begins; only the last one needs decoding to know its end.
+        let mut previous: Option<(IVec, u64, IVec)> = None;
+        for item in self.journal.range(..[DEDUPE].as_slice()) {
             let (key, value) = item?;
             let first = chunk_first_seq(&key)?;
-            let next_first = match chunks.peek() {
-                Some(Ok((next, _))) => chunk_first_seq(next)?,
-                Some(Err(_)) => break,
-                None => first + JournalChunk::read(&key, &value)?.entries.len() as u64,
-            };
-            if next_first.saturating_sub(1) > upto {
-                break;
+            if let Some((previous_key, previous_first, _)) = previous.take()
+                && !self.trim_chunk(previous_key, previous_first, first, upto, &mut removed)?
+            {
+                return Ok(removed);
             }
-            self.journal.remove(key)?;
-            let before = removed;
-            removed += (next_first - first) as usize;
-            if removed / 1000 > before / 1000 {
-                crate::faults::crash_point("journal_trim");
-            }
+            previous = Some((key, first, value));
+        }
+        if let Some((key, first, value)) = previous {
+            let end = first + JournalChunk::read(&key, &value)?.entries.len() as u64;
+            self.trim_chunk(key, first, end, upto, &mut removed)?;
         }
         Ok(removed)
+    }
+
+    /// Removes the chunk of seqs `first..end` if all of them are at or below `upto`; says
+    /// whether it did.
+    fn trim_chunk(
+        &self,
+        key: IVec,
+        first: u64,
+        end: u64,
+        upto: u64,
+        removed: &mut usize,
+    ) -> StoreResult<bool> {
+        if end.saturating_sub(1) > upto {
+            return Ok(false);
+        }
+        self.journal.remove(key)?;
+        let before = *removed;
+        *removed += (end - first) as usize;
+        if *removed / 1000 > before / 1000 {
+            crate::faults::crash_point("journal_trim");
+        }
+        Ok(true)
     }
 
     /// Forgets dedupe keys of events received before `before_ms`, all in one go: for tests and
