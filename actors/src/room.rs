@@ -634,16 +634,15 @@ impl Room {
         now_ms: i64,
         settings: &RoomSettings,
     ) -> Vec<Effect> {
-        if !self.begin(seq, event.at_ms, now_ms) {
-            return Vec::new();
-        }
-        // Most events have one effect; an empty `Vec` would make room for four.
-        let mut effects = Vec::with_capacity(1);
-        match Seen::copied(&event.kind, event.at_ms) {
-            Some(seen) => self.on_participant(seen, now_ms, settings, &mut effects),
-            None => self.on_room_event(event, now_ms, settings, &mut effects),
-        }
-        effects
+        self.applying(
+            seq,
+            event.at_ms,
+            now_ms,
+            |room, effects| match Seen::copied(&event.kind, event.at_ms) {
+                Some(seen) => room.on_participant(seen, now_ms, settings, effects),
+                None => room.on_room_event(event, now_ms, settings, effects),
+            },
+        )
     }
 
     /// [`Room::apply`] for an event the caller has no further use for (journal replay): its
@@ -655,17 +654,32 @@ impl Room {
         now_ms: i64,
         settings: &RoomSettings,
     ) -> Vec<Effect> {
-        if !self.begin(seq, event.at_ms, now_ms) {
+        self.applying(seq, event.at_ms, now_ms, |room, effects| {
+            if is_participant_event(&event.kind) {
+                if let Some(seen) = Seen::moved(event.kind, event.at_ms) {
+                    room.on_participant(seen, now_ms, settings, effects);
+                }
+            } else {
+                room.on_room_event(&event, now_ms, settings, effects);
+            }
+        })
+    }
+
+    /// What [`Room::apply`] and [`Room::apply_owned`] share: the seq and clock checks of
+    /// [`Room::begin`], then `handle` collects the effects.
+    fn applying(
+        &mut self,
+        seq: u64,
+        at_ms: i64,
+        now_ms: i64,
+        handle: impl FnOnce(&mut Self, &mut Vec<Effect>),
+    ) -> Vec<Effect> {
+        if !self.begin(seq, at_ms, now_ms) {
             return Vec::new();
         }
+        // Most events have one effect; an empty `Vec` would make room for four.
         let mut effects = Vec::with_capacity(1);
-        if is_participant_event(&event.kind) {
-            if let Some(seen) = Seen::moved(event.kind, event.at_ms) {
-                self.on_participant(seen, now_ms, settings, &mut effects);
-            }
-        } else {
-            self.on_room_event(&event, now_ms, settings, &mut effects);
-        }
+        handle(self, &mut effects);
         effects
     }
 
