@@ -37,7 +37,7 @@ enum Command {
     Sign(sign::Sign),
 }
 
-// mimalloc: under load glibc malloc cost 10-20% of the CPU per event; measured with
+// mimalloc: at full load glibc malloc was about 12% of the CPU samples; the gain is measured with
 // `loadgen/bench.sh throughput` (README "Performance").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
