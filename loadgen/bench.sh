@@ -110,13 +110,19 @@ recovered_field() {
     sed 's/\x1b\[[0-9;]*m//g' "$1" | { grep ' recovered ' || true; } | tail -n 1 | { grep -o "$2=[0-9]*" || true; } | cut -d= -f2
 }
 
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (after the
+# "pid (comm)" prefix of /proc/PID/stat, utime and stime are the 12th and 13th fields).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+# us_per_event TICKS ACKED: CPU microseconds per acknowledged event.
+us_per_event() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
+
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
 
 LOAD_ARGS=(--seed "$SEED" --connections "$CONNECTIONS" --events "$EVENTS" --duration "$DURATION")
 
 section_throughput() {
-    local i ceiling_eps=() server_eps=() ratios=() p99s=() loads=() bad=0
+    local i ceiling_eps=() server_eps=() ratios=() p99s=() loads=() ceiling_us=() server_us=() bad=0
     for i in $(seq "$RUNS"); do
         local out="$WORK/ceiling-$i.txt"
         "$CEILING" --bind "127.0.0.1:$CEILING_PORT" >"$WORK/ceiling-$i.log" 2>&1 &
@@ -125,7 +131,10 @@ section_throughput() {
         wait_healthy "$CEILING_PORT" "$(now_ms)" "$WORK/ceiling-health-$i.txt"
         loads+=("$(loadavg)")
         log "throughput $i/$RUNS: ceiling"
+        local ticks
+        ticks=$(cpu_ticks "$cpid")
         "$LOADGEN" --target "127.0.0.1:$CEILING_PORT" "${LOAD_ARGS[@]}" --no-check >"$out"
+        ceiling_us+=("$(us_per_event "$(($(cpu_ticks "$cpid") - ticks))" "$(field "$out" acked)")")
         stop_pid "$cpid"
         local c
         c=$(field "$out" events_per_s)
@@ -135,7 +144,10 @@ section_throughput() {
         start_server "$WORK/data-throughput-$i" "$WORK/server-throughput-$i.log"
         wait_healthy "$PORT" "$(now_ms)" "$WORK/health-throughput-$i.txt"
         log "throughput $i/$RUNS: roomledger"
+        ticks=$(cpu_ticks "$SERVER_PID")
         "$LOADGEN" --target "127.0.0.1:$PORT" "${LOAD_ARGS[@]}" >"$out" || bad=$((bad + 1))
+        # Includes the end check's reads (about a second of the run), so slightly high.
+        server_us+=("$(us_per_event "$(($(cpu_ticks "$SERVER_PID") - ticks))" "$(field "$out" acked)")")
         stop_pid "$SERVER_PID"
         rm -rf "$WORK/data-throughput-$i"
         local s
@@ -156,6 +168,9 @@ section_throughput() {
     row "ceiling: bare actix-web + JSON parse" "(reference)" \
         "$(fmt "$ceil") events/s (runs $(printf '%s\n' "${ceiling_eps[@]}" | spread))" \
         "\`ceiling\`, then \`roomledger-loadgen ${LOAD_ARGS[*]} --no-check\`"
+    row "server CPU per acknowledged event" "–" \
+        "roomledger $(printf '%s\n' "${server_us[@]}" | median) µs (runs $(printf '%s\n' "${server_us[@]}" | spread), end check included); ceiling $(printf '%s\n' "${ceiling_us[@]}" | median) µs per request" \
+        "utime + stime from \`/proc/PID/stat\` around each run above"
     row "share of the ceiling, same run" "≥ 60%" "$(fmt "$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" 1)% (median of per-run ratios)" "\`loadgen/bench.sh throughput\`"
     row "ack latency at full load" "–" "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread))" "(same runs)"
 }
