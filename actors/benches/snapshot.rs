@@ -4,6 +4,8 @@
 //! - `recover/snapshot_load`: start-up from that snapshot with an empty journal tail.
 //! - `recover/journal_replay`: start-up from no snapshot, replaying 100,000 journal entries
 //!   (joins spread over 10,000 rooms): the replay rate of a restart after `kill -9`.
+//! - `dedupe_sweep`: the committer's sweep for expired dedupe keys over those entries' 100,000
+//!   keys, none expired, in its steps of 1,000: what a sweep costs per key it reads.
 //!
 //! `cargo bench -p roomledger-actors --bench snapshot`
 
@@ -154,6 +156,24 @@ fn snapshot(c: &mut Criterion) {
         b.iter(|| {
             let recovered = recover(&store, &settings, START_MS).expect("recovers");
             assert_eq!(recovered.report.replayed, events.len() as u64);
+        })
+    });
+    group.bench_function("dedupe_sweep/100k_keys_none_expired", |b| {
+        b.iter(|| {
+            let mut resume_at = None;
+            let mut steps = 0;
+            loop {
+                let step = store
+                    .purge_dedupe_step(i64::MIN, resume_at.as_deref(), 1000)
+                    .expect("sweep step");
+                assert_eq!(step.removed, 0);
+                steps += 1;
+                resume_at = step.resume_at;
+                if resume_at.is_none() {
+                    break;
+                }
+            }
+            assert_eq!(steps, events.len().div_ceil(1000));
         })
     });
     group.finish();

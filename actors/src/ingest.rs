@@ -223,8 +223,17 @@ struct Committer {
     sweep: Option<Sweep>,
 }
 
-/// A sweep for expired dedupe keys starts at most this often (and at least once per window).
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// A sweep reads every dedupe key, and the window holds rate × window of them, so how often one
+/// starts sets what each event pays: one a minute with the default 24-hour window is 1,440 key
+/// reads per event, a sweep per 1/24 of the window about 24, and a key then outlives its window
+/// by at most a 24th of it. Short windows (tests) still sweep once per window or minute.
+const SWEEPS_PER_WINDOW: u32 = 24;
+const SWEEP_EVERY_AT_LEAST: Duration = Duration::from_secs(60);
+
+/// How long after one sweep for expired dedupe keys the next starts.
+fn sweep_interval(dedupe_window: Duration) -> Duration {
+    (dedupe_window / SWEEPS_PER_WINDOW).max(SWEEP_EVERY_AT_LEAST.min(dedupe_window))
+}
 /// Keys a sweep looks at after each batch, at least; and per key the batch added, so that a
 /// sweep always outruns the keys being added and ends.
 const SWEEP_STEP_MIN: usize = 1000;
@@ -352,7 +361,7 @@ impl Committer {
             // Not urgent: the next sweep purges them.
             Err(error) => tracing::warn!(%error, "purging expired dedupe keys failed"),
         }
-        self.next_sweep = now + SWEEP_EVERY.min(self.dedupe_window);
+        self.next_sweep = now + sweep_interval(self.dedupe_window);
     }
 
     /// Returns how many new events it appended.
@@ -554,5 +563,26 @@ impl Committer {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_starts_once_per_24th_of_a_long_window_and_once_per_short_window_or_minute() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(sweep_interval(24 * hour), hour);
+        assert_eq!(sweep_interval(48 * hour), 2 * hour);
+        // A 24th of ten minutes is 25 s: a sweep a minute is already cheap there.
+        assert_eq!(
+            sweep_interval(Duration::from_secs(600)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            sweep_interval(Duration::from_millis(200)),
+            Duration::from_millis(200)
+        );
     }
 }
