@@ -751,4 +751,43 @@ mod tests {
         );
         assert!(plan.events.iter().all(|e| e.at_ms <= now_ms));
     }
+
+    /// `scripts/soak.sh` keeps departed participants for a sixth of the run (at least two
+    /// minutes): a join that arrives after its own leave must still find the leave remembered.
+    #[test]
+    fn in_a_steady_plan_a_join_sent_after_its_leave_trails_it_by_under_a_sixth_of_the_sends() {
+        for events in [20_000, 60_000] {
+            let shape = Shape {
+                steady: true,
+                ..Shape::new(7, events, 1_800_000_000_000)
+            };
+            let plan = Plan::load(&shape, &Credentials::default(), "127.0.0.1:1");
+            let mut first_sent = vec![usize::MAX; plan.events.len()];
+            for (position, &event) in plan.sends.iter().enumerate() {
+                first_sent[event as usize] = first_sent[event as usize].min(position);
+            }
+            let mut join_sent = vec![0; plan.sessions.len()];
+            for (index, event) in plan.events.iter().enumerate() {
+                if let What::Joined(s) = event.what {
+                    join_sent[s as usize] = first_sent[index];
+                }
+            }
+            let trails: Vec<usize> = plan
+                .events
+                .iter()
+                .enumerate()
+                .filter_map(|(index, event)| match event.what {
+                    What::Left(s) => join_sent[s as usize].checked_sub(first_sent[index]),
+                    _ => None,
+                })
+                .collect();
+            assert!(!trails.is_empty(), "some joins come after their leaves");
+            let longest = trails.iter().max().copied().unwrap_or(0);
+            assert!(
+                longest * 6 < plan.sends.len(),
+                "{longest} of {} sends",
+                plan.sends.len()
+            );
+        }
+    }
 }
