@@ -8,7 +8,8 @@
 //! - `ROOMLEDGER_CRASH_AT=<point>:<n>`: the process aborts (as `kill -9` would end it) the
 //!   `n`-th time it passes `<point>`: `after_append` (journal flushed, answer not sent),
 //!   `before_session_write` (event applied, its sessions not written), `snapshot_part` (a
-//!   snapshot half written), `journal_trim` (the journal half trimmed).
+//!   snapshot half written), `snapshot_delete` (a dropped snapshot half removed),
+//!   `journal_trim` (the journal half trimmed).
 
 /// Fails like a full disk while the fault is switched on.
 #[cfg(feature = "fault-injection")]

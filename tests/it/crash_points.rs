@@ -5,6 +5,7 @@
 //! - `after_append`: the journal is flushed, the 2xx not yet sent;
 //! - `before_session_write`: the event is applied, the sessions it finished not yet written;
 //! - `snapshot_part`: a snapshot is half written (some of its parts, not its record);
+//! - `snapshot_delete`: the oldest snapshot is half removed (its record gone, some parts left);
 //! - `journal_trim`: the journal is half trimmed below the older snapshot;
 //!
 //! while a scripted provider streams signed Agora events (several rooms, joins, leaves with
@@ -302,6 +303,26 @@ fn crash_while_a_snapshot_is_half_written_recovers_from_the_previous_one() {
         rooms_first: true,
         warm_up: 1100,
         recovers_from: Some(1),
+    });
+}
+
+/// A crash after the first part of the oldest snapshot is removed, when a third snapshot
+/// leaves it behind: its record went first, so recovery does not count it, drops the parts
+/// left, and uses the newest snapshot.
+#[test]
+fn crash_while_an_old_snapshot_is_half_removed_recovers_from_the_newest_one() {
+    crash_and_recover(Plan {
+        point: "snapshot_delete",
+        pass: Some(1),
+        rooms: 30,
+        per_room: 60,
+        lanes: 8,
+        per_second: Some(400.0),
+        rooms_first: true,
+        warm_up: 300,
+        // The warm-up's snapshot is 1; the crashing run's first two are 2 and 3, and 3 is the
+        // one that leaves 1 behind.
+        recovers_from: Some(3),
     });
 }
 

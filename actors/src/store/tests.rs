@@ -1333,3 +1333,44 @@ async fn send_finished<const N: usize>(
             .unwrap();
     }
 }
+
+#[test]
+fn a_snapshot_left_half_deleted_by_a_crash_is_removed_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second, third) = {
+        let store = open_in(dir.path()).unwrap();
+        let first = snapshot(&store, 10, &parts(3, "first"));
+        let second = snapshot(&store, 20, &parts(2, "second"));
+        let third = snapshot(&store, 30, &parts(2, "third"));
+        (first, second, third)
+    };
+    // What a crash half-way through deleting `second` leaves: its record already gone (that
+    // goes first), one of its parts still there.
+    {
+        let store = open_in(dir.path()).unwrap();
+        assert_eq!(store.snapshots().unwrap(), [third, second]);
+        let (key, _) = store
+            .snapshots
+            .scan_prefix(second.id.to_be_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        store.snapshot_meta.remove(second.id.to_be_bytes()).unwrap();
+        store.snapshots.remove(key).unwrap();
+        store.flush().unwrap();
+    }
+    let store = open_in(dir.path()).unwrap();
+    assert_eq!(store.snapshots().unwrap(), [third]);
+    assert_eq!(
+        store.snapshots.scan_prefix(second.id.to_be_bytes()).count(),
+        0
+    );
+    assert_eq!(
+        store.snapshots.scan_prefix(first.id.to_be_bytes()).count(),
+        0
+    );
+    assert_eq!(
+        sorted(store.read_snapshot(&third).unwrap()),
+        sorted(parts(2, "third"))
+    );
+}
