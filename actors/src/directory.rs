@@ -1,8 +1,11 @@
 //! `Directory`: the room address book. It receives durable journal entries in seq order from
 //! the committer and routes each to its room's actor, starting actors on demand (spread over a
 //! few arbiters) and stopping them when their room goes dormant. Because it is the only sender
-//! of entries and mailboxes are FIFO, asking every room for its state right after dispatching up
-//! to seq N yields a consistent snapshot "as of N"; that is how snapshots are taken.
+//! of entries and mailboxes are FIFO, a room asked for its state after the directory dispatched
+//! up to seq N answers with every one of its entries up to N applied, and perhaps some after:
+//! replay from N + 1 then skips what a room already applied (`Room::applied_seq`). So a snapshot
+//! "as of N" asks the rooms loaded at N for their state a chunk at a time, which bounds the
+//! serialised states held at once; no room of that list is stopped until the snapshot is done.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -36,6 +39,8 @@ pub struct Directory {
     /// Rooms recovered at start, started in `started`.
     recovered: Vec<Room>,
     snapshot_running: bool,
+    /// Retires asked for while a snapshot runs: its list of rooms must still answer.
+    deferred_retires: Vec<Retire>,
 }
 
 impl Directory {
@@ -55,6 +60,7 @@ impl Directory {
             dispatched,
             recovered,
             snapshot_running: false,
+            deferred_retires: Vec::new(),
         }
     }
 
@@ -142,6 +148,16 @@ impl Handler<Retire> for Directory {
     type Result = ();
 
     fn handle(&mut self, retire: Retire, _: &mut Self::Context) {
+        if self.snapshot_running {
+            self.deferred_retires.push(retire);
+        } else {
+            self.retire(retire);
+        }
+    }
+}
+
+impl Directory {
+    fn retire(&mut self, retire: Retire) {
         if let Some(slot) = self.rooms.get(&retire.room)
             && slot.last_seq <= retire.applied_seq
         {
@@ -181,12 +197,10 @@ impl Handler<TakeSnapshot> for Directory {
         }
         self.snapshot_running = true;
         let as_of_seq = self.dispatched;
-        // Every request is queued now, behind exactly the entries dispatched so far.
-        let requests: Vec<_> = self
-            .rooms
-            .values()
-            .map(|slot| slot.addr.send(SnapshotRoom))
-            .collect();
+        // Asked a chunk at a time below: asking all at once had every room's serialised state
+        // in memory together (about 200 MB for 100,000 rooms of 10).
+        let rooms: Vec<Addr<RoomActor>> =
+            self.rooms.values().map(|slot| slot.addr.clone()).collect();
         let store = self.context.store.clone();
         let clock = self.context.clock;
         let directory = ctx.address();
@@ -197,31 +211,29 @@ impl Handler<TakeSnapshot> for Directory {
                     .await
                     .map_err(|e| e.to_string())?
                     .map_err(|e| e.to_string())?;
-                let mut rooms = 0u64;
-                let mut pending = requests;
-                while !pending.is_empty() {
-                    let rest = pending.split_off(pending.len().min(SNAPSHOT_CHUNK));
-                    let mut parts = Vec::with_capacity(pending.len());
-                    for answer in join_all(pending).await {
+                let mut written = 0u64;
+                for chunk in rooms.chunks(SNAPSHOT_CHUNK) {
+                    let mut parts = Vec::with_capacity(chunk.len());
+                    for answer in join_all(chunk.iter().map(|room| room.send(SnapshotRoom))).await {
                         match answer {
                             Ok(Ok(part)) => parts.push(part),
                             Ok(Err(e)) => return Err(e),
-                            // A room retired after this request still answers it (its mailbox
-                            // is FIFO and `Stop` comes later), so a room that cannot answer died
-                            // or its arbiter stopped (after `Engine::shutdown`). Its state is
-                            // not in this snapshot: writing the snapshot anyway would make
-                            // recovery forget the room and the journal trim lose its events.
+                            // No room of the list is retired before the snapshot is done (see
+                            // `Retire`), so a room that cannot answer died or its arbiter
+                            // stopped (after `Engine::shutdown`). Its state is not in this
+                            // snapshot: writing the snapshot anyway would make recovery forget
+                            // the room and the journal trim lose its events.
                             Err(e) => return Err(format!("a room did not answer: {e}")),
                         }
                     }
-                    rooms += parts.len() as u64;
+                    written += parts.len() as u64;
                     store
                         .send(SnapshotPart { id, rooms: parts })
                         .await
                         .map_err(|e| e.to_string())?
                         .map_err(|e| e.to_string())?;
-                    pending = rest;
                 }
+                let rooms = written;
                 let meta = SnapshotMeta {
                     id,
                     as_of_seq,
@@ -258,6 +270,9 @@ impl Handler<SnapshotDone> for Directory {
 
     fn handle(&mut self, _: SnapshotDone, _: &mut Self::Context) {
         self.snapshot_running = false;
+        for retire in std::mem::take(&mut self.deferred_retires) {
+            self.retire(retire);
+        }
     }
 }
 

@@ -227,3 +227,56 @@ async fn an_emptied_room_without_an_end_ends_idle_and_is_unloaded() {
     assert_eq!(history[0].ended_ms, t + 5000);
     engine.shutdown().await;
 }
+
+/// A snapshot asks its rooms for their state a chunk at a time, so rooms that go dormant while
+/// it runs must not be stopped before it asked them: their retire waits for the snapshot's end.
+#[actix::test]
+async fn rooms_that_go_dormant_while_snapshots_run_are_unloaded_after_them() {
+    let dir = TempDir::new().unwrap();
+    let mut settings = settings(dir.path());
+    settings.rooms = RoomSettings {
+        idle_after_ms: 50,
+        forget_after_ms: 50,
+        ..RoomSettings::default()
+    };
+    let engine = start(&settings);
+    let t = base_ms();
+    // More rooms than a snapshot asks at once (1,024), each of them soon dormant.
+    let names: Vec<String> = (0..2500).map(|i| format!("brief-{i}")).collect();
+    let events: Vec<_> = names
+        .iter()
+        .flat_map(|name| {
+            [
+                join(name, "1", 1, t),
+                leave(name, "1", 2, t + 1_000, 1_000),
+                destroy(name, t + 2_000),
+            ]
+        })
+        .collect();
+    submit(&engine, events).await;
+    let loaded = || async { engine.directory.send(LoadedRooms).await.unwrap() };
+    // Snapshots back to back while the rooms go dormant and ask to be unloaded.
+    let mut snapshots = 0;
+    let mut seen_loaded = Vec::new();
+    while snapshots < 40 {
+        let meta = engine.snapshot().await.expect("every snapshot completes");
+        seen_loaded.push(meta.rooms);
+        snapshots += 1;
+        if meta.rooms == 0 {
+            break;
+        }
+    }
+    assert!(
+        seen_loaded.iter().any(|&rooms| rooms > 1024),
+        "a snapshot spanned several chunks: {seen_loaded:?}"
+    );
+    eventually("every dormant room to be unloaded", || async {
+        (loaded().await == 0).then_some(())
+    })
+    .await;
+    store_caught_up(&engine).await;
+    for name in names.iter().step_by(499) {
+        assert_eq!(sessions_of(&engine, &channel(name)).len(), 1, "{name}");
+    }
+    engine.shutdown().await;
+}
