@@ -12,11 +12,13 @@
 # fill        FILL_RUNS x: FILL_PARTICIPANTS live participants in FILL_ROOMS rooms → RSS;
 #             kill -9 → restart (full journal replay: time to /health 200, replay events/s);
 #             GET /api/v1/rooms?limit=50 latency with webhooks at STEADY_RATE beside it;
-#             SIGTERM (final snapshot) → restart (time to /health 200 from the snapshot).
+#             SIGTERM (final snapshot) → restart (time to /health 200 from the snapshot),
+#             then snapshots every SNAPSHOT_EVERY s for SNAPSHOT_WATCH s → RSS and peak RSS.
 # criterion   cargo bench: hot path per provider, Room::apply, snapshot write and recovery.
 #
 # Knobs (environment): RUNS=5 FILL_RUNS=3 SEED=42 CONNECTIONS=64 EVENTS=400000 DURATION=15
 # STEADY_RATE=5000 STEADY_SECONDS=20 FILL_ROOMS=100000 FILL_PARTICIPANTS=1000000 PORT=18080
+# SNAPSHOT_EVERY=5 SNAPSHOT_WATCH=25 (the fill's snapshot phase)
 # CEILING_PORT=18081 CARGO_TARGET_DIR=<repo>/target-perf KEEP=1 (keep the work directory).
 set -euo pipefail
 
@@ -30,6 +32,8 @@ EVENTS=${EVENTS:-400000}
 DURATION=${DURATION:-15}
 STEADY_RATE=${STEADY_RATE:-5000}
 STEADY_SECONDS=${STEADY_SECONDS:-20}
+SNAPSHOT_EVERY=${SNAPSHOT_EVERY:-5}
+SNAPSHOT_WATCH=${SNAPSHOT_WATCH:-25}
 FILL_ROOMS=${FILL_ROOMS:-100000}
 FILL_PARTICIPANTS=${FILL_PARTICIPANTS:-1000000}
 PORT=${PORT:-18080}
@@ -207,7 +211,7 @@ section_latency() {
 }
 
 section_fill() {
-    local i rss=() per=() kill_health=() kill_recovery=() replay_rate=() term_health=() term_recovery=() api_p99=() api_p50=() rss_after=() fill_eps=() loads=()
+    local i rss=() per=() kill_health=() kill_recovery=() replay_rate=() term_health=() term_recovery=() api_p99=() api_p50=() rss_after=() fill_eps=() loads=() snap_rss=() snap_hwm=()
     for i in $(seq "$FILL_RUNS"); do
         local data="$WORK/data-fill-$i" logfile="$WORK/server-fill-$i.log" out="$WORK/fill-$i.txt"
         # No periodic snapshot: the kill -9 restart below replays the whole journal.
@@ -246,16 +250,26 @@ section_fill() {
         log "fill $i: SIGTERM (final snapshot) and restart"
         stop_pid "$SERVER_PID" TERM
         t0=$(now_ms)
-        start_server "$data" "$logfile"
+        start_server "$data" "$logfile" ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS=$SNAPSHOT_EVERY
         wait_healthy "$PORT" "$t0" "$WORK/restart-term-$i.txt"
         term_health+=("$(field "$WORK/restart-term-$i.txt" ms)")
         term_recovery+=("$(recovered_field "$logfile" duration_ms)")
+        # Every snapshot serialises every room and writes it; from the third on, each also
+        # drops the oldest. The peak (VmHWM) covers them all.
+        log "fill $i: snapshots every $SNAPSHOT_EVERY s for $SNAPSHOT_WATCH s"
+        sleep "$SNAPSHOT_WATCH"
+        snap_rss+=("$(grep VmRSS "/proc/$SERVER_PID/status" | awk '{ print $2 * 1024 }')")
+        snap_hwm+=("$(grep VmHWM "/proc/$SERVER_PID/status" | awk '{ print $2 * 1024 }')")
+        log "$(grep -c 'snapshot written' "$logfile") snapshots in the log; RSS $(tail -n1 <<<"${snap_rss[*]}" | awk '{ print $NF }') bytes, peak $(tail -n1 <<<"${snap_hwm[*]}" | awk '{ print $NF }') bytes"
         stop_pid "$SERVER_PID" TERM
         rm -rf "$data"
     done
     row "$FILL_PARTICIPANTS live participants in $FILL_ROOMS live rooms" "≤ 1 GiB RSS" \
         "$(fmt "$(printf '%s\n' "${rss[@]}" | median | awk '{ print $1 / 1048576 }')") MiB RSS ($(printf '%s\n' "${per[@]}" | median) bytes per participant; $(printf '%s\n' "${rss_after[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB after a restart); filled at $(printf '%s\n' "${fill_eps[@]}" | median) joins/s" \
         "\`roomledger-loadgen --mode fill --rooms $FILL_ROOMS --participants $FILL_PARTICIPANTS --server-pid PID\`"
+    row "the same state while snapshots are written (every $SNAPSHOT_EVERY s for $SNAPSHOT_WATCH s)" "≤ 1 GiB RSS" \
+        "$(printf '%s\n' "${snap_rss[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB RSS at the end, peak $(printf '%s\n' "${snap_hwm[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB (VmHWM)" \
+        "the SIGTERM restart below with \`ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS=$SNAPSHOT_EVERY\`"
     row "restart with that state after SIGTERM (snapshot)" "serving in ≤ 3 s" \
         "$(printf '%s\n' "${term_health[@]}" | median) ms to /health 200 (recovery $(printf '%s\n' "${term_recovery[@]}" | median) ms)" \
         "\`kill -TERM\`, restart, \`roomledger-loadgen --mode health --since-ms T0\`"
