@@ -238,6 +238,9 @@ section_fill() {
         replayed=$(recovered_field "$logfile" replayed)
         kill_recovery+=("$duration")
         replay_rate+=("$(awk -v n="$replayed" -v d="$duration" 'BEGIN { if (d > 0) printf "%.0f", n / (d / 1000); else print "n/a" }')")
+        # /health answers before the directory has started every room's actor; RSS rises by
+        # about 120 MB in the half second after it, so sample once they are all running.
+        sleep 5
         rss_after+=("$(grep VmRSS "/proc/$SERVER_PID/status" | awk '{ print $2 * 1024 }')")
         log "restart after kill -9: healthy after $(field "$WORK/restart-kill-$i.txt" ms) ms, recovery $duration ms for $replayed events"
 
@@ -255,7 +258,8 @@ section_fill() {
         term_health+=("$(field "$WORK/restart-term-$i.txt" ms)")
         term_recovery+=("$(recovered_field "$logfile" duration_ms)")
         # Every snapshot serialises every room and writes it; from the third on, each also
-        # drops the oldest. The peak (VmHWM) covers them all.
+        # drops the oldest. The peak (VmHWM) covers them all, and the restart from the
+        # snapshot before them.
         log "fill $i: snapshots every $SNAPSHOT_EVERY s for $SNAPSHOT_WATCH s"
         sleep "$SNAPSHOT_WATCH"
         snap_rss+=("$(grep VmRSS "/proc/$SERVER_PID/status" | awk '{ print $2 * 1024 }')")
@@ -265,10 +269,10 @@ section_fill() {
         rm -rf "$data"
     done
     row "$FILL_PARTICIPANTS live participants in $FILL_ROOMS live rooms" "≤ 1 GiB RSS" \
-        "$(fmt "$(printf '%s\n' "${rss[@]}" | median | awk '{ print $1 / 1048576 }')") MiB RSS ($(printf '%s\n' "${per[@]}" | median) bytes per participant; $(printf '%s\n' "${rss_after[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB after a restart); filled at $(printf '%s\n' "${fill_eps[@]}" | median) joins/s" \
+        "$(fmt "$(printf '%s\n' "${rss[@]}" | median | awk '{ print $1 / 1048576 }')") MiB RSS ($(printf '%s\n' "${per[@]}" | median) bytes per participant; $(printf '%s\n' "${rss_after[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB 5 s after a restart); filled at $(printf '%s\n' "${fill_eps[@]}" | median) joins/s" \
         "\`roomledger-loadgen --mode fill --rooms $FILL_ROOMS --participants $FILL_PARTICIPANTS --server-pid PID\`"
     row "the same state while snapshots are written (every $SNAPSHOT_EVERY s for $SNAPSHOT_WATCH s)" "≤ 1 GiB RSS" \
-        "$(printf '%s\n' "${snap_rss[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB RSS at the end, peak $(printf '%s\n' "${snap_hwm[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB (VmHWM)" \
+        "$(printf '%s\n' "${snap_rss[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB RSS at the end, peak $(printf '%s\n' "${snap_hwm[@]}" | median | awk '{ printf "%.0f", $1 / 1048576 }') MiB (VmHWM, with the restart from the snapshot)" \
         "the SIGTERM restart below with \`ROOMLEDGER__SNAPSHOTS__INTERVAL_SECONDS=$SNAPSHOT_EVERY\`"
     row "restart with that state after SIGTERM (snapshot)" "serving in ≤ 3 s" \
         "$(printf '%s\n' "${term_health[@]}" | median) ms to /health 200 (recovery $(printf '%s\n' "${term_recovery[@]}" | median) ms)" \

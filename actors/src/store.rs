@@ -125,6 +125,63 @@ pub struct SnapshotMeta {
     pub created_ms: i64,
 }
 
+/// The parts of one snapshot, verified one by one ([`Store::snapshot_parts`]).
+pub struct SnapshotParts {
+    id: u64,
+    expected: u64,
+    read: u64,
+    /// `None` once the end, or an error, has been reported.
+    parts: Option<sled::Iter>,
+}
+
+impl SnapshotParts {
+    fn verify(&self, key: &[u8], value: IVec) -> StoreResult<(RoomKey, IVec)> {
+        let (room, _) = parse_room_key(&key[8..])?;
+        if value.len() < 4 {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot {} entry for {room} is truncated",
+                self.id
+            )));
+        }
+        let (crc, state) = value.split_at(4);
+        if crc32fast::hash(state).to_be_bytes() != crc {
+            return Err(StoreError::Corrupt(format!(
+                "snapshot {} entry for {room} fails its checksum",
+                self.id
+            )));
+        }
+        let state = value.subslice(4, value.len() - 4);
+        Ok((room, state))
+    }
+}
+
+impl Iterator for SnapshotParts {
+    type Item = StoreResult<(RoomKey, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let result = match self.parts.as_mut()?.next() {
+            Some(Ok((key, value))) => {
+                self.read += 1;
+                match self.verify(&key, value) {
+                    Ok(part) => return Some(Ok(part)),
+                    Err(error) => error,
+                }
+            }
+            Some(Err(error)) => error.into(),
+            None if self.read == self.expected => {
+                self.parts = None;
+                return None;
+            }
+            None => StoreError::Corrupt(format!(
+                "snapshot {} holds {} rooms, its record says {}",
+                self.id, self.read, self.expected
+            )),
+        };
+        self.parts = None;
+        Some(Err(result))
+    }
+}
+
 /// A page of results and the cursor for the next one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
@@ -819,36 +876,18 @@ impl Store {
         Ok(trimmed)
     }
 
-    /// The states in snapshot `id`, each verified against its checksum.
-    pub fn read_snapshot(&self, meta: &SnapshotMeta) -> StoreResult<Vec<(RoomKey, Vec<u8>)>> {
-        let mut rooms = Vec::with_capacity(meta.rooms as usize);
-        for item in self.snapshots.scan_prefix(meta.id.to_be_bytes()) {
-            let (key, value) = item?;
-            let (room, _) = parse_room_key(&key[8..])?;
-            if value.len() < 4 {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot {} entry for {room} is truncated",
-                    meta.id
-                )));
-            }
-            let (crc, state) = value.split_at(4);
-            if crc32fast::hash(state).to_be_bytes() != crc {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot {} entry for {room} fails its checksum",
-                    meta.id
-                )));
-            }
-            rooms.push((room, state.to_vec()));
+    /// The states in snapshot `id` in key order, each verified against its checksum as it is
+    /// read. An iterator rather than a `Vec`, so that recovery holds a chunk of the stored
+    /// bytes at a time rather than all of them (about 100 MB for 100,000 rooms) beside the
+    /// rooms it decodes from them. A snapshot that holds fewer or more rooms than its record
+    /// says ends with an error.
+    pub fn snapshot_parts(&self, meta: &SnapshotMeta) -> SnapshotParts {
+        SnapshotParts {
+            id: meta.id,
+            expected: meta.rooms,
+            read: 0,
+            parts: Some(self.snapshots.scan_prefix(meta.id.to_be_bytes())),
         }
-        if rooms.len() as u64 != meta.rooms {
-            return Err(StoreError::Corrupt(format!(
-                "snapshot {} holds {} rooms, its record says {}",
-                meta.id,
-                rooms.len(),
-                meta.rooms
-            )));
-        }
-        Ok(rooms)
     }
 
     /// Removes a complete snapshot that recovery found unreadable, so it no longer counts as one

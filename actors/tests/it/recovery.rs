@@ -377,3 +377,45 @@ fn after_a_fallback_two_readable_snapshots_are_kept_again() {
         assert_eq!(picture(&engine, &rooms()).await, before);
     });
 }
+
+/// Recovery reads and decodes a snapshot a chunk of rooms at a time (4,096); a snapshot of
+/// more rooms than two chunks comes back whole and in order, each room as it was.
+#[test]
+fn a_snapshot_larger_than_a_decoding_chunk_restores_every_room() {
+    const ROOMS: usize = 9_000;
+    let dir = TempDir::new().unwrap();
+    let settings = settings(dir.path());
+    let t = base_ms();
+    // Rooms at the chunks' edges; the live index in the picture covers every room.
+    let keys: Vec<RoomKey> = [0, 1, 4095, 4096, 4097, 8191, 8192, 8193, ROOMS - 1]
+        .map(|n| channel(&format!("big-{n:05}")))
+        .to_vec();
+    let before = in_system(|| async {
+        let engine = start(&settings);
+        let events: Vec<Event> = (0..ROOMS)
+            .map(|n| join(&format!("big-{n:05}"), &format!("{n}"), 1, t + n as i64))
+            .collect();
+        for batch in events.chunks(500) {
+            submit(&engine, batch.to_vec()).await;
+        }
+        settle(&engine).await;
+        let before = picture(&engine, &keys).await;
+        engine.shutdown().await;
+        before
+    });
+    assert_eq!(
+        before.live.len(),
+        ROOMS,
+        "every room is live before the restart"
+    );
+
+    in_system(|| async {
+        let engine = start(&settings);
+        assert!(engine.recovery.snapshot.is_some(), "{:?}", engine.recovery);
+        assert_eq!(engine.recovery.replayed, 0, "{:?}", engine.recovery);
+        assert_eq!(engine.recovery.rooms, ROOMS);
+        assert_eq!(engine.recovery.live_participants, ROOMS as u64);
+        assert_eq!(picture(&engine, &keys).await, before);
+        engine.shutdown().await;
+    });
+}
