@@ -421,29 +421,29 @@ impl Plan {
     /// empty for `idle_seconds` ends its instance at that time, so joins sent after it that
     /// happened before it are taken as sessions of the ended instance.
     fn order(&mut self, rng: &mut Rng, shape: &Shape) {
-        let mut join_at = vec![usize::MAX; self.sessions.len()];
-        let mut late_join = vec![usize::MAX; self.events.len()];
+        let mut join_at: Vec<Option<u32>> = vec![None; self.sessions.len()];
+        // For each leave, the join sent right after it; for each such join, that it moved.
+        let mut late_join: Vec<Option<u32>> = vec![None; self.events.len()];
+        let mut moved = vec![false; self.events.len()];
         for (position, event) in self.events.iter().enumerate() {
             match event.what {
-                What::Joined(session) => join_at[session as usize] = position,
+                What::Joined(session) => join_at[session as usize] = Some(position as u32),
                 What::Left(session) => {
-                    let join = join_at[session as usize];
-                    if join != usize::MAX && rng.chance(shape.swapped) {
-                        late_join[position] = join;
-                        late_join[join] = usize::MAX - 1;
+                    if let Some(join) = join_at[session as usize]
+                        && rng.chance(shape.swapped)
+                    {
+                        late_join[position] = Some(join);
+                        moved[join as usize] = true;
                     }
                 }
                 _ => {}
             }
         }
         let mut order: Vec<u32> = Vec::with_capacity(self.events.len());
-        for (position, &late) in late_join.iter().enumerate() {
-            if late == usize::MAX - 1 {
-                continue;
-            }
-            order.push(position as u32);
-            if late != usize::MAX {
-                order.push(late as u32);
+        for position in 0..self.events.len() {
+            if !moved[position] {
+                order.push(position as u32);
+                order.extend(late_join[position]);
             }
         }
         // (position, copy, event): a copy sorts after the original it follows.
