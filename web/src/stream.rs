@@ -7,15 +7,17 @@
 //! - `retry: 2000`, then `event: hello` (`{"sequence","epoch","resumed"}`) or, when it asked to
 //!   resume from somewhere we cannot, `event: reset`: refetch `/api/v1/rooms`, then apply the
 //!   changes that follow.
-//! - `id: <sequence>` `event: room` `data: {"provider","app","room","participants","started_at"}`
-//!   for every change, in order; `participants` is `null` when the room stopped being live.
+//! - `id: <epoch>-<sequence>` `event: room` `data: {"provider","app","room","participants",
+//!   "started_at"}` for every change, in order; `participants` is `null` when the room stopped
+//!   being live.
 //! - `event: totals` (`{"rooms","participants","providers":{..}}`) at connect and at most once
 //!   a second after changes; a `: keep-alive` comment after 15 quiet seconds so proxies and
 //!   dead connections notice each other.
 //!
 //! Resuming: `Last-Event-ID` (what `EventSource` sends on its own reconnects) or `?since=`
-//! (for clients that reconnect by hand). `epoch` changes when the process restarts, because
-//! sequences start again there: a client that sees a new epoch starts over as after `reset`.
+//! (for clients that reconnect by hand). Sequences start again when the process restarts, so
+//! an id carries the process's `epoch` too: an id from another process gets a `reset`, which
+//! is what `EventSource` reconnecting after a restart needs without knowing about epochs.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -116,9 +118,13 @@ impl Feed {
             last_write: Instant::now(),
             out: format!("retry: {RETRY_MS}\n\n"),
         };
-        match resume_from.map(str::parse::<u64>) {
+        match resume_from.map(parse_event_id) {
             None => feed.hello(false),
-            Some(Ok(sequence)) => match feed.live.changes_since(sequence, 0) {
+            Some(Some((epoch, _))) if epoch != feed.live.epoch() => feed.reset(
+                current,
+                "the requested event id is from before roomledger restarted",
+            ),
+            Some(Some((_, sequence))) => match feed.live.changes_since(sequence, 0) {
                 Ok(_) => {
                     feed.last = sequence;
                     feed.hello(true);
@@ -128,7 +134,7 @@ impl Feed {
                     feed.reset(current, "the requested event id is no longer available")
                 }
             },
-            Some(Err(_)) => feed.reset(current, "the requested event id is not one of ours"),
+            Some(None) => feed.reset(current, "the requested event id is not one of ours"),
         }
         feed.totals();
         feed
@@ -191,7 +197,7 @@ impl Feed {
         });
         // A fresh client gets the id too, so its first reconnect resumes instead of resetting.
         if !resumed {
-            let _ = writeln!(self.out, "id: {}", self.last);
+            let _ = writeln!(self.out, "id: {}", self.event_id(self.last));
         }
         let _ = write!(self.out, "event: hello\ndata: {data}\n\n");
     }
@@ -203,7 +209,8 @@ impl Feed {
             "epoch": self.live.epoch(),
             "reason": reason,
         });
-        let _ = write!(self.out, "id: {current}\nevent: reset\ndata: {data}\n\n");
+        let id = self.event_id(current);
+        let _ = write!(self.out, "id: {id}\nevent: reset\ndata: {data}\n\n");
         self.totals_soon();
     }
 
@@ -215,13 +222,14 @@ impl Feed {
             "participants": change.participants,
             "started_at": change.started_ms.map(timestamp),
         });
-        let _ = write!(
-            self.out,
-            "id: {}\nevent: room\ndata: {data}\n\n",
-            change.sequence
-        );
+        let id = self.event_id(change.sequence);
+        let _ = write!(self.out, "id: {id}\nevent: room\ndata: {data}\n\n");
         self.last = change.sequence;
         self.totals_soon();
+    }
+
+    fn event_id(&self, sequence: u64) -> String {
+        format!("{}-{sequence}", self.live.epoch())
     }
 
     fn totals_soon(&mut self) {
@@ -252,4 +260,10 @@ impl Feed {
         self.totals_at = None;
         self.last_totals = Instant::now();
     }
+}
+
+/// `<epoch>-<sequence>`, as [`Feed::event_id`] writes it.
+fn parse_event_id(text: &str) -> Option<(u64, u64)> {
+    let (epoch, sequence) = text.split_once('-')?;
+    Some((epoch.parse().ok()?, sequence.parse().ok()?))
 }

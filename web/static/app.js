@@ -292,7 +292,6 @@ const header = {
 const live = {
   source: null,
   lastId: '',
-  epoch: null,
   retryMs: 1000,
   timer: 0,
 
@@ -308,15 +307,12 @@ const live = {
     });
     source.addEventListener('hello', (event) => {
       const data = JSON.parse(event.data);
-      const restarted = this.epoch !== null && data.epoch !== this.epoch;
-      this.epoch = data.epoch;
       if (event.lastEventId) this.lastId = event.lastEventId;
-      // A fresh stream (or a restarted server) may differ from what a view fetched before.
-      if (!data.resumed || restarted) router.dispatch('resync');
+      // A fresh stream may differ from what a view fetched before. (An id from before a
+      // server restart gets a reset, not a resumed hello.)
+      if (!data.resumed) router.dispatch('resync');
     });
     source.addEventListener('reset', (event) => {
-      const data = JSON.parse(event.data);
-      this.epoch = data.epoch;
       this.lastId = event.lastEventId;
       router.dispatch('resync');
     });

@@ -18,7 +18,10 @@ use crate::support::{AGORA_APP, Server, agora_notice, eventually, now_s};
 /// One server-sent event as `EventSource` would dispatch it (comments kept, for heartbeats).
 #[derive(Debug, Clone, PartialEq)]
 struct SseEvent {
+    /// The sequence part of the event's `id` (`<epoch>-<sequence>`).
     id: Option<u64>,
+    /// The epoch part of the event's `id`.
+    epoch: Option<u64>,
     event: String,
     data: Value,
 }
@@ -87,7 +90,7 @@ impl Sse {
     }
 
     fn parse(&mut self, block: &str) -> Option<SseEvent> {
-        let mut id = None;
+        let (mut id, mut epoch) = (None, None);
         let mut event = None;
         let mut data = None;
         for line in block.lines() {
@@ -95,7 +98,11 @@ impl Sse {
             let value = value.strip_prefix(' ').unwrap_or(value);
             match field {
                 "" => {} // a comment: the heartbeat
-                "id" => id = Some(value.parse().expect("numeric event id")),
+                "id" => {
+                    let (e, sequence) = value.split_once('-').expect("id <epoch>-<sequence>");
+                    epoch = Some(e.parse().expect("numeric epoch"));
+                    id = Some(sequence.parse().expect("numeric sequence"));
+                }
                 "event" => event = Some(value.to_owned()),
                 "data" => data = Some(serde_json::from_str(value).expect("JSON data")),
                 "retry" => self.retry = Some(value.parse().expect("numeric retry")),
@@ -104,6 +111,7 @@ impl Sse {
         }
         Some(SseEvent {
             id,
+            epoch,
             event: event?,
             data: data.expect("every event has data"),
         })
@@ -176,10 +184,11 @@ async fn changes_arrive_in_order_as_webhooks_change_rooms() {
     assert_eq!(hello.data["resumed"], false);
     let start = hello.data["sequence"].as_u64().expect("a sequence");
     assert_eq!(
-        hello.id,
-        Some(start),
+        (hello.id, hello.epoch),
+        (Some(start), hello.data["epoch"].as_u64()),
         "a fresh stream can resume from its hello"
     );
+    assert_eq!(hello.epoch, Some(server.engine.live.epoch()));
     assert_eq!(stream.retry, Some(2000));
     let totals = stream.next().await;
     assert_eq!(totals.event, "totals");
@@ -285,10 +294,10 @@ async fn a_reconnect_with_last_event_id_resumes_without_loss() {
         ("alpha".to_owned(), json!(2)),
         ("gamma".to_owned(), json!(1)),
     ];
-    let header_id = last_seen.to_string();
+    let header_id = format!("{}-{last_seen}", first.epoch.expect("an epoch"));
     let mut streams = vec![
         Sse::open(&server, "/api/v1/stream", &[("Last-Event-ID", &header_id)]).await,
-        Sse::open(&server, &format!("/api/v1/stream?since={last_seen}"), &[]).await,
+        Sse::open(&server, &format!("/api/v1/stream?since={header_id}"), &[]).await,
     ];
     for resumed in &mut streams {
         let hello = resumed.next().await;
@@ -369,7 +378,16 @@ async fn a_too_old_or_unknown_id_gets_a_reset() {
     let (current, _) = live.subscribe();
     assert!(current > RECENT_CHANGES as u64 + 2);
 
-    for id in ["1", &(current + 100).to_string(), "not-a-number"] {
+    let epoch = live.epoch();
+    for id in [
+        format!("{epoch}-1"),
+        format!("{epoch}-{}", current + 100),
+        "not-a-number".to_owned(),
+        // A bare sequence, as ids were before they carried the epoch.
+        current.to_string(),
+        format!("{epoch}-"),
+    ] {
+        let id = id.as_str();
         let mut stream = Sse::open(&server, "/api/v1/stream", &[("Last-Event-ID", id)]).await;
         let reset = stream.next().await;
         assert_eq!(reset.event, "reset", "id {id}: {reset:?}");
@@ -381,7 +399,7 @@ async fn a_too_old_or_unknown_id_gets_a_reset() {
     }
 
     // After a reset the stream goes on from the current sequence.
-    let mut stream = Sse::open(&server, "/api/v1/stream?since=1", &[]).await;
+    let mut stream = Sse::open(&server, &format!("/api/v1/stream?since={epoch}-1"), &[]).await;
     assert_eq!(stream.next().await.event, "reset");
     let body = join("t1", "after-reset", 1, "ann", now_s());
     assert_eq!(server.agora(&body).await.0, 200);
@@ -390,6 +408,55 @@ async fn a_too_old_or_unknown_id_gets_a_reset() {
     assert_eq!(room_event(&next), ("after-reset".into(), json!(1)));
     drop(stream);
     server.stop().await;
+}
+
+/// Sequences start again in a new process. An `EventSource` reconnecting after a restart
+/// sends the last id of the old process, which may well be a sequence the new one has reached:
+/// it must get a reset, not a resume from another process's history.
+#[actix_web::test]
+async fn an_id_from_before_a_restart_gets_a_reset() {
+    let server = Server::start().await;
+    let mut stream = Sse::open(&server, "/api/v1/stream", &[]).await;
+    stream.next_of("hello").await;
+    let ts = now_s();
+    assert_eq!(
+        server.agora(&join("x1", "before", 1, "ann", ts)).await.0,
+        200
+    );
+    let change = stream.next_change().await;
+    let (old_epoch, old_sequence) = (change.epoch.expect("an epoch"), change.id.expect("an id"));
+    drop(stream);
+    let dir = server.stop().await.expect("a temporary directory");
+
+    let server = Server::start_in(dir.path(), |_, _| {}).await;
+    let live = server.engine.live.clone();
+    assert_ne!(live.epoch(), old_epoch, "a new process, a new epoch");
+    // Enough changes in the new process that the old sequence is one of its own too.
+    for n in 0..=old_sequence {
+        let body = join(&format!("y{n}"), &format!("after-{n}"), 2, "bob", ts + 1);
+        assert_eq!(server.agora(&body).await.0, 200);
+    }
+    until_sequence(&server, old_sequence + 1).await;
+    let (current, _) = live.subscribe();
+
+    let old_id = format!("{old_epoch}-{old_sequence}");
+    for mut stream in [
+        Sse::open(&server, "/api/v1/stream", &[("Last-Event-ID", &old_id)]).await,
+        Sse::open(&server, &format!("/api/v1/stream?since={old_id}"), &[]).await,
+    ] {
+        let reset = stream.next().await;
+        assert_eq!(reset.event, "reset", "{reset:?}");
+        assert!(
+            reset.data["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("restarted")),
+            "{reset:?}"
+        );
+        assert_eq!(reset.data["epoch"], live.epoch());
+        assert_eq!((reset.epoch, reset.id), (Some(live.epoch()), Some(current)));
+    }
+    server.stop().await;
+    drop(dir);
 }
 
 #[actix_web::test]
