@@ -172,6 +172,12 @@ impl Engine {
         }
 
         let live = Arc::new(LiveRooms::new());
+        live.restore(
+            recovered
+                .rooms
+                .iter()
+                .map(|room| (room.key(), room.summary())),
+        );
         let store_for_actor = store.clone();
         let metrics_for_actor = metrics.clone();
         let store_actor = SyncArbiter::start(1, move || {

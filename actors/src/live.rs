@@ -90,6 +90,49 @@ struct Inner {
     recent: VecDeque<LiveChange>,
 }
 
+/// A room's place in the index: (participants, start) while it is live.
+fn index_entry(summary: &RoomSummary) -> Option<(u32, Option<i64>)> {
+    summary
+        .live
+        .then_some((summary.participants, summary.started_ms))
+}
+
+impl Inner {
+    /// Puts `room` in the index with `entry` (count, start), or takes it out for `None`.
+    /// Returns whether anything changed.
+    fn set(&mut self, room: &RoomKey, entry: Option<(u32, Option<i64>)>) -> bool {
+        let previous = self.rooms.get(room).copied();
+        if previous == entry {
+            return false;
+        }
+        if let Some((count, _)) = previous {
+            self.order.remove(&(Reverse(count), room.clone()));
+            let totals = self.totals.entry(room.provider).or_default();
+            totals.rooms -= 1;
+            totals.participants -= count as u64;
+            if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
+                *slot -= 1;
+            }
+        }
+        match entry {
+            Some((count, started)) => {
+                self.rooms.insert(room.clone(), (count, started));
+                self.order.insert((Reverse(count), room.clone()));
+                let totals = self.totals.entry(room.provider).or_default();
+                totals.rooms += 1;
+                totals.participants += count as u64;
+                if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
+                    *slot += 1;
+                }
+            }
+            None => {
+                self.rooms.remove(room);
+            }
+        }
+        true
+    }
+}
+
 pub struct LiveRooms {
     inner: RwLock<Inner>,
     changes: broadcast::Sender<LiveChange>,
@@ -132,11 +175,21 @@ impl LiveRooms {
         }
     }
 
+    /// Fills the index with the rooms recovery brought back, before anything is served. The
+    /// room actors publish the same summaries once they have started, which changes nothing;
+    /// without this the index (the rooms API, the totals in `/metrics`) would miss rooms until
+    /// every actor had started, which they do on their threads after the engine has started.
+    /// Not changes in the stream's sense: nobody can be following it yet.
+    pub fn restore<'a>(&self, rooms: impl IntoIterator<Item = (&'a RoomKey, RoomSummary)>) {
+        let mut inner = self.inner.write();
+        for (room, summary) in rooms {
+            inner.set(room, index_entry(&summary));
+        }
+    }
+
     /// Records a room's current summary; a room that is not live leaves the index.
     pub fn publish(&self, room: &RoomKey, summary: RoomSummary) {
-        let entry = summary
-            .live
-            .then_some((summary.participants, summary.started_ms));
+        let entry = index_entry(&summary);
         // Most calls change nothing (every room publishes on every tick): find that out under
         // the read lock, so readers of the index are not stopped for it. Checked again below,
         // as another publisher may change this room in between.
@@ -144,33 +197,8 @@ impl LiveRooms {
             return;
         }
         let mut inner = self.inner.write();
-        let previous = inner.rooms.get(room).copied();
-        if previous == entry {
+        if !inner.set(room, entry) {
             return;
-        }
-        if let Some((count, _)) = previous {
-            inner.order.remove(&(Reverse(count), room.clone()));
-            let totals = inner.totals.entry(room.provider).or_default();
-            totals.rooms -= 1;
-            totals.participants -= count as u64;
-            if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
-                *slot -= 1;
-            }
-        }
-        match entry {
-            Some((count, started)) => {
-                inner.rooms.insert(room.clone(), (count, started));
-                inner.order.insert((Reverse(count), room.clone()));
-                let totals = inner.totals.entry(room.provider).or_default();
-                totals.rooms += 1;
-                totals.participants += count as u64;
-                if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
-                    *slot += 1;
-                }
-            }
-            None => {
-                inner.rooms.remove(room);
-            }
         }
         inner.sequence += 1;
         let change = LiveChange {
@@ -329,6 +357,31 @@ mod tests {
         let (third, cursor) = index.page(&RoomFilter::default(), 2, cursor.as_ref());
         assert_eq!(third.len(), 1);
         assert_eq!(cursor, None);
+    }
+
+    #[test]
+    fn restored_rooms_are_indexed_without_changes_and_their_actors_change_nothing() {
+        let index = LiveRooms::new();
+        let (a, b, gone) = (key("a"), key("b"), key("gone"));
+        let not_live = RoomSummary {
+            live: false,
+            participants: 0,
+            started_ms: None,
+        };
+        index.restore([(&a, live(2)), (&b, live(5)), (&gone, not_live)]);
+        let (rooms, _) = index.page(&RoomFilter::default(), 10, None);
+        let names: Vec<_> = rooms.iter().map(|r| r.room.room.as_str()).collect();
+        assert_eq!(names, ["b", "a"]);
+        assert_eq!(index.totals()[&Provider::Agora].participants, 7);
+        let (sequence, _) = index.subscribe();
+        assert_eq!(sequence, 0, "restoring is not a change a stream sees");
+        // The actors, once started, publish what was restored: still no change.
+        index.publish(&a, live(2));
+        index.publish(&b, live(5));
+        assert_eq!(index.subscribe().0, 0);
+        index.publish(&a, live(3));
+        assert_eq!(index.subscribe().0, 1);
+        assert_eq!(index.totals()[&Provider::Agora].participants, 8);
     }
 
     #[test]
