@@ -163,7 +163,7 @@ pub(super) fn seconds_to_ms(field: &str, seconds: Int64) -> Result<Option<i64>, 
     }
 }
 
-pub(super) fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
+fn millis(field: &str, ms: Int64) -> Result<Option<i64>, NormaliseError> {
     match ms.0 {
         0 => Ok(None),
         m if (1..=MAX_UNIX_SECONDS * 1000 + 999).contains(&m) => Ok(Some(m)),
@@ -206,24 +206,30 @@ struct Room<'a> {
     name: Cow<'a, str>,
 }
 
+/// `livekit.ParticipantInfo`, in LiveKit's webhooks and plugNmeet's. Protobuf JSON parsers
+/// accept a field by its JSON name (lowerCamelCase, what LiveKit sends) and by its proto name
+/// (what plugNmeet sends, `UseProtoNames`), so this does too.
 #[derive(Default, Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
-struct ParticipantInfo<'a> {
+pub(super) struct ParticipantInfo<'a> {
     #[serde(borrow)]
     sid: Cow<'a, str>,
     #[serde(borrow)]
     identity: Cow<'a, str>,
     #[serde(borrow)]
     name: Cow<'a, str>,
+    #[serde(alias = "joined_at")]
     joined_at: Int64,
+    #[serde(alias = "joined_at_ms")]
     joined_at_ms: Int64,
     #[serde(deserialize_with = "optional_message")]
     permission: Option<Permission>,
+    #[serde(alias = "is_publisher")]
     is_publisher: bool,
     #[serde(borrow)]
     kind: Option<ProtoEnum<'a>>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "disconnect_reason")]
     disconnect_reason: Option<ProtoEnum<'a>>,
 }
 
@@ -231,6 +237,7 @@ struct ParticipantInfo<'a> {
 #[cfg_attr(test, derive(Debug, PartialEq))]
 #[serde(default, rename_all = "camelCase")]
 struct Permission {
+    #[serde(alias = "can_publish")]
     can_publish: bool,
 }
 
@@ -548,7 +555,7 @@ impl Room<'_> {
 }
 
 impl ParticipantInfo<'_> {
-    fn participant(&self) -> Result<Participant, NormaliseError> {
+    pub(super) fn participant(&self) -> Result<Participant, NormaliseError> {
         if self.sid.is_empty() {
             return Err(NormaliseError::Malformed(
                 "missing `participant.sid`".into(),
@@ -560,7 +567,8 @@ impl ParticipantInfo<'_> {
             .is_some_and(|permission| permission.can_publish);
         Ok(Participant {
             id: self.sid.as_ref().to_owned(),
-            // LiveKit requires an identity to connect; the sid stands in should one be missing.
+            // LiveKit requires an identity to connect (plugNmeet's is its user id); the sid
+            // stands in should one be missing.
             identity: if self.identity.is_empty() {
                 self.sid.as_ref().to_owned()
             } else {
@@ -577,22 +585,22 @@ impl ParticipantInfo<'_> {
     }
 
     /// When the participant connected: `joinedAtMs`, else `joinedAt` in whole seconds.
-    fn joined_ms(&self) -> Result<Option<i64>, NormaliseError> {
-        match millis("participant.joinedAtMs", self.joined_at_ms)? {
+    pub(super) fn joined_ms(&self) -> Result<Option<i64>, NormaliseError> {
+        match millis("participant.joinedAtMs/joined_at_ms", self.joined_at_ms)? {
             Some(ms) => Ok(Some(ms)),
-            None => seconds_to_ms("participant.joinedAt", self.joined_at),
+            None => seconds_to_ms("participant.joinedAt/joined_at", self.joined_at),
         }
     }
 
     /// `disconnectReason` in lowercase, `None` when unset (absent or its zero value).
-    fn disconnect_reason(&self) -> Option<String> {
+    pub(super) fn disconnect_reason(&self) -> Option<String> {
         disconnect_reason_name(self.disconnect_reason.as_ref()?)
     }
 }
 
 /// A `livekit.DisconnectReason` in lowercase, `None` for its zero value; unknown numbers are
 /// kept as `disconnect_reason_<n>`.
-pub(super) fn disconnect_reason_name(reason: &ProtoEnum<'_>) -> Option<String> {
+fn disconnect_reason_name(reason: &ProtoEnum<'_>) -> Option<String> {
     let reason = match reason {
         ProtoEnum::Name(name) => name.to_ascii_lowercase(),
         ProtoEnum::Number(n) => match usize::try_from(*n)
@@ -607,7 +615,7 @@ pub(super) fn disconnect_reason_name(reason: &ProtoEnum<'_>) -> Option<String> {
 }
 
 /// `ParticipantInfo.Kind` in lowercase; absent is its zero value, STANDARD.
-pub(super) fn kind_name(kind: Option<&ProtoEnum<'_>>) -> String {
+fn kind_name(kind: Option<&ProtoEnum<'_>>) -> String {
     const KINDS: [&str; 7] = [
         "standard",
         "ingress",
@@ -692,7 +700,7 @@ impl<'de> Deserialize<'de> for Int64 {
 
 /// A protobuf enum: protojson writes the value's name, other encoders its number.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) enum ProtoEnum<'a> {
+enum ProtoEnum<'a> {
     Name(Cow<'a, str>),
     Number(i64),
 }
@@ -1387,6 +1395,34 @@ mod tests {
         assert_eq!(at(r#"{"sid":"PA_1"}"#), 1_000_000);
     }
 
+    /// Protobuf JSON allows a field's proto name in place of its JSON name; plugNmeet sends
+    /// the proto names, and the same type reads both.
+    #[test]
+    fn participant_fields_are_read_by_json_or_proto_name() {
+        let json_names = r#"{"sid":"PA_1","identity":"ann","joinedAt":"900","joinedAtMs":"900123",
+            "isPublisher":true,"disconnectReason":"CLIENT_INITIATED"}"#;
+        let proto_names = r#"{"sid":"PA_1","identity":"ann","joined_at":"900","joined_at_ms":"900123",
+            "is_publisher":true,"disconnect_reason":"CLIENT_INITIATED"}"#;
+        let by_json = left("participant_left", json_names);
+        assert_eq!(
+            by_json,
+            (
+                Some(900_123),
+                "client_initiated".to_owned(),
+                Participant {
+                    id: "PA_1".into(),
+                    identity: "ann".into(),
+                    name: None,
+                    role: Role::Publisher,
+                    platform: Some("standard".into()),
+                }
+            )
+        );
+        assert_eq!(left("participant_left", proto_names), by_json);
+        let permission = r#"{"sid":"PA_1","permission":{"can_publish":true}}"#;
+        assert_eq!(left("participant_left", permission).2.role, Role::Publisher);
+    }
+
     #[test]
     fn leave_reasons() {
         let (joined, reason, _) = left("participant_left", r#"{"sid":"PA_1","joinedAt":"900"}"#);
@@ -1522,7 +1558,7 @@ mod tests {
             (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"-5"}"#, "not a unix time"),
             (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"253402300800"}"#, "not a unix time"),
             (br#"{"event":"room_started","room":{"name":"r"},"id":"EV_1","createdAt":"9223372036854775808"}"#, "invalid value"),
-            (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","joinedAtMs":"-1"},"id":"EV_1","createdAt":"1"}"#, "`participant.joinedAtMs`"),
+            (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","joinedAtMs":"-1"},"id":"EV_1","createdAt":"1"}"#, "`participant.joinedAtMs/joined_at_ms` -1"),
             (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","kind":true},"id":"EV_1","createdAt":"1"}"#, "invalid type"),
             (br#"{"event":"participant_left","room":{"name":"r"},"participant":{"sid":"PA_1","permission":{"canPublish":"yes"}},"id":"EV_1","createdAt":"1"}"#, "invalid type"),
         ];

@@ -7,21 +7,18 @@
 //! for both adapters. Bodies are protobuf JSON with the proto field names (`UseProtoNames`):
 //! snake_case, unlike LiveKit's own webhooks, with 64-bit integers as strings. The room is
 //! `room.room_id` (plugNmeet's room id, which is the LiveKit room name) and its instance
-//! `room.sid`, the per-session UUID plugNmeet substitutes for LiveKit's. Participant sessions
-//! are keyed by the participant `sid`, so a rejoin, which gets a new sid, is a new session.
+//! `room.sid`, the per-session UUID plugNmeet substitutes for LiveKit's. The participant is
+//! LiveKit's `ParticipantInfo`, read by the same type as LiveKit's webhooks (`livekit.rs`).
+//! Participant sessions are keyed by the participant `sid`, so a rejoin, which gets a new sid,
+//! is a new session.
 
 use std::borrow::Cow;
 
-use roomledger_actors::model::{
-    Event, EventKind, Output, Participant, Provider, Role, RoomKey, SEQ_JOIN, SEQ_LEAVE,
-};
+use roomledger_actors::model::{Event, EventKind, Output, Provider, RoomKey, SEQ_JOIN, SEQ_LEAVE};
 use serde::Deserialize;
 
 use super::jwt::{self, strip_bearer};
-use super::livekit::{
-    Int64, ProtoEnum, disconnect_reason_name, kind_name, millis, optional_message, read_message,
-    seconds_to_ms,
-};
+use super::livekit::{Int64, ParticipantInfo, optional_message, read_message, seconds_to_ms};
 use super::{Adapter, Delivery, NormaliseError, Verified, VerifyError, header_text};
 
 const AUTHORIZATION: &str = "Authorization";
@@ -116,9 +113,7 @@ impl Adapter for Plugnmeet {
                     seq: SEQ_LEAVE,
                     joined_at_ms: info.joined_ms()?,
                     reason: info
-                        .disconnect_reason
-                        .as_ref()
-                        .and_then(disconnect_reason_name)
+                        .disconnect_reason()
                         .unwrap_or_else(|| "unknown_reason".to_owned()),
                 };
                 (room.room_id.as_ref(), created_ms, kind)
@@ -183,32 +178,6 @@ struct NotifyRoom<'a> {
     room_id: Cow<'a, str>,
 }
 
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct ParticipantInfo<'a> {
-    #[serde(borrow)]
-    sid: Cow<'a, str>,
-    #[serde(borrow)]
-    identity: Cow<'a, str>,
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-    joined_at: Int64,
-    joined_at_ms: Int64,
-    #[serde(deserialize_with = "optional_message")]
-    permission: Option<Permission>,
-    is_publisher: bool,
-    #[serde(borrow)]
-    kind: Option<ProtoEnum<'a>>,
-    #[serde(borrow)]
-    disconnect_reason: Option<ProtoEnum<'a>>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default)]
-struct Permission {
-    can_publish: bool,
-}
-
 impl<'a> NotifyEvent<'a> {
     fn parse(body: &'a [u8]) -> Result<NotifyEvent<'a>, NormaliseError> {
         if body.is_empty() {
@@ -244,47 +213,10 @@ impl NotifyRoom<'_> {
     }
 }
 
-impl ParticipantInfo<'_> {
-    fn participant(&self) -> Result<Participant, NormaliseError> {
-        if self.sid.is_empty() {
-            return Err(NormaliseError::Malformed(
-                "missing `participant.sid`".into(),
-            ));
-        }
-        let can_publish = self
-            .permission
-            .as_ref()
-            .is_some_and(|permission| permission.can_publish);
-        Ok(Participant {
-            id: self.sid.as_ref().to_owned(),
-            // `identity` is the plugNmeet user id; the sid stands in should one be missing.
-            identity: if self.identity.is_empty() {
-                self.sid.as_ref().to_owned()
-            } else {
-                self.identity.as_ref().to_owned()
-            },
-            name: (!self.name.is_empty()).then(|| self.name.as_ref().to_owned()),
-            role: if can_publish || self.is_publisher {
-                Role::Publisher
-            } else {
-                Role::Subscriber
-            },
-            platform: Some(kind_name(self.kind.as_ref())),
-        })
-    }
-
-    /// When the participant connected: `joined_at_ms`, else `joined_at` in whole seconds.
-    fn joined_ms(&self) -> Result<Option<i64>, NormaliseError> {
-        match millis("participant.joined_at_ms", self.joined_at_ms)? {
-            Some(ms) => Ok(Some(ms)),
-            None => seconds_to_ms("participant.joined_at", self.joined_at),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+    use roomledger_actors::model::{Participant, Role};
 
     use super::*;
     use crate::providers::signing::livekit_token;
