@@ -2,6 +2,8 @@
 //! - `snapshot_write`: serialise every room (postcard) and write them as one snapshot, as the
 //!   `Directory` and `StoreActor` do, for 10,000 rooms of 10 live participants.
 //! - `recover/snapshot_load`: start-up from that snapshot with an empty journal tail.
+//! - `recover/live_index_restore`: putting those rooms in the live index, as start-up does
+//!   before the server answers.
 //! - `recover/journal_replay`: start-up from no snapshot, replaying 100,000 journal entries
 //!   (joins spread over 10,000 rooms): the replay rate of a restart after `kill -9`.
 //! - `dedupe_sweep`: the committer's sweep for expired dedupe keys over those entries' 100,000
@@ -12,6 +14,7 @@
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use roomledger_actors::live::LiveRooms;
 use roomledger_actors::model::{Event, EventKind, Participant, Provider, Role, RoomKey};
 use roomledger_actors::recovery::recover;
 use roomledger_actors::room::{Room, RoomSettings};
@@ -122,6 +125,13 @@ fn snapshot(c: &mut Criterion) {
         b.iter(|| {
             let recovered = recover(&store, &settings, START_MS).expect("recovers");
             assert_eq!(recovered.rooms.len(), ROOMS);
+        })
+    });
+    group.bench_function("recover/live_index_restore/10k_rooms", |b| {
+        b.iter(|| {
+            let live = LiveRooms::new();
+            live.restore(rooms.iter().map(|room| (room.key(), room.summary())));
+            assert_eq!(live.len(), ROOMS);
         })
     });
     drop(store);
