@@ -61,6 +61,7 @@ pub struct ServerConfig {
 pub struct StorageConfig {
     pub path: PathBuf,
     pub cache_mb: u64,
+    pub sync_to_disk: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -185,6 +186,7 @@ impl Config {
             store: StoreSettings {
                 path: self.storage.path.clone(),
                 cache_bytes: self.storage.cache_mb << 20,
+                sync_to_disk: self.storage.sync_to_disk,
             },
             rooms: RoomSettings {
                 participant_timeout_ms: secs_to_ms(self.rooms.participant_timeout_seconds),
@@ -398,6 +400,7 @@ mod tests {
         assert!(config.acrcloud.token.is_empty() && !config.acrcloud.allow_unsigned);
         let engine = config.engine_settings();
         assert_eq!(engine.rooms.stream_grace_ms, 120_000);
+        assert!(engine.store.sync_to_disk, "power-loss durability by default");
         assert_eq!(engine.webhook_log.max_entries, 100_000);
         assert_eq!(
             engine.webhook_log.max_age,
@@ -408,7 +411,8 @@ mod tests {
             "[plugnmeet]\nkeys = { plugnmeet = \"pnm-secret\" }\n\
              [twitch]\nsecret = \"tw-secret\"\nflap_grace_seconds = 30\n\
              [acrcloud]\ntoken = \"acr-token\"\n\
-             [webhook_log]\nmax_entries = 10\nmax_age_hours = 1\n",
+             [webhook_log]\nmax_entries = 10\nmax_age_hours = 1\n\
+             [storage]\nsync_to_disk = false\n",
         )
         .unwrap();
         let providers = config.web_settings();
@@ -417,6 +421,7 @@ mod tests {
         assert_eq!(providers.acrcloud.token.expose(), "acr-token");
         let engine = config.engine_settings();
         assert_eq!(engine.rooms.stream_grace_ms, 30_000);
+        assert!(!engine.store.sync_to_disk);
         assert_eq!(engine.webhook_log.max_entries, 10);
         assert_eq!(engine.webhook_log.max_age, Duration::from_secs(3600));
         // Secrets stay out of debug output.

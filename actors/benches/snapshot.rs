@@ -75,6 +75,7 @@ fn open(dir: &std::path::Path) -> Store {
     Store::open(&StoreSettings {
         path: dir.to_path_buf(),
         cache_bytes: 64 << 20,
+        sync_to_disk: true,
     })
     .expect("a store opens in a temporary directory")
 }

@@ -69,6 +69,7 @@ impl EngineSettings {
             store: StoreSettings {
                 path: path.into(),
                 cache_bytes: 32 << 20,
+                sync_to_disk: true,
             },
             rooms: RoomSettings::default(),
             ingest: IngestSettings::default(),

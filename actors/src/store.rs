@@ -42,6 +42,7 @@ use sled::{Batch, IVec, Tree};
 
 use crate::model::{Event, ParticipantSession, Provider, RoomKey, RoomSession};
 
+mod disk_sync;
 mod files;
 mod records;
 mod webhook_log;
@@ -77,6 +78,8 @@ pub struct StoreSettings {
     pub path: std::path::PathBuf,
     /// sled's page cache; the rest of the process's memory is the live state.
     pub cache_bytes: u64,
+    /// Sync what sled's flush leaves unsynced ([`disk_sync`]), for power-loss durability.
+    pub sync_to_disk: bool,
 }
 
 /// One journal record: the event and when it arrived.
@@ -196,6 +199,8 @@ pub struct Store {
     failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Probes write and read back one key: two at once would read each other's value.
     probing: std::sync::Arc<parking_lot::Mutex<()>>,
+    /// What sled's flush leaves unsynced ([`disk_sync`]); `None` when `sync_to_disk` is off.
+    disk_sync: Option<std::sync::Arc<disk_sync::DiskSync>>,
     db: sled::Db,
     meta: Tree,
     journal: Tree,
@@ -226,10 +231,17 @@ impl Store {
             // only bounds how much non-journal data (sessions, indexes) a crash can take.
             .flush_every_ms(Some(1000))
             .open()?;
-        Self::from_db(db, &settings.path)
+        Self::from_db(db, &settings.path, settings.sync_to_disk)
     }
 
-    fn from_db(db: sled::Db, path: &Path) -> StoreResult<Store> {
+    fn from_db(db: sled::Db, path: &Path, sync_to_disk: bool) -> StoreResult<Store> {
+        let disk_sync = if sync_to_disk {
+            let sync = disk_sync::DiskSync::open(path)
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            Some(std::sync::Arc::new(sync))
+        } else {
+            None
+        };
         let store = Store {
             path: path.to_path_buf(),
             failed: Default::default(),
@@ -243,6 +255,7 @@ impl Store {
             watermarks: db.open_tree("watermarks")?,
             snapshots: db.open_tree("snapshots")?,
             snapshot_meta: db.open_tree("snapshot_meta")?,
+            disk_sync,
             db,
         };
         match store.meta.get(FORMAT_KEY)? {
@@ -256,7 +269,7 @@ impl Store {
                 store
                     .meta
                     .insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-                store.db.flush()?;
+                store.flush()?;
             }
         }
         store.drop_incomplete_snapshots()?;
@@ -268,6 +281,11 @@ impl Store {
     pub fn flush(&self) -> StoreResult<()> {
         writable()?;
         self.db.flush()?;
+        if let Some(disk_sync) = &self.disk_sync {
+            disk_sync
+                .sync()
+                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        }
         Ok(())
     }
 
@@ -1136,6 +1154,7 @@ pub fn open_in(path: &Path) -> StoreResult<Store> {
     let settings = StoreSettings {
         path: path.to_path_buf(),
         cache_bytes: 16 << 20,
+        sync_to_disk: true,
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

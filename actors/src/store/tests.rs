@@ -1382,3 +1382,31 @@ fn a_snapshot_left_half_deleted_by_a_crash_is_removed_at_the_next_open() {
         sorted(parts(2, "third"))
     );
 }
+
+/// sled writes a message over 128 KiB (a large value, or a node that holds several) to its own
+/// file under `blobs/` and never syncs it; a flush syncs it, and only once while it is unchanged.
+#[test]
+fn a_flush_syncs_the_blob_files_sled_leaves_unsynced() {
+    let (dir, store) = temp();
+    store.flush().unwrap();
+    let large = vec![7u8; 300 * 1024];
+    store.meta.insert(b"large value", large.as_slice()).unwrap();
+    store.db.flush().unwrap();
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).unwrap().count();
+    assert!(blobs >= 1, "sled wrote the value as a blob file");
+    let disk_sync = store.disk_sync.as_ref().expect("on by default");
+    assert!(
+        disk_sync.sync().unwrap() >= 1,
+        "the blob file sled wrote is synced"
+    );
+    assert_eq!(
+        disk_sync.sync().unwrap(),
+        0,
+        "an unchanged blob is not synced again"
+    );
+    store.flush().unwrap();
+    assert_eq!(
+        store.meta.get(b"large value").unwrap().unwrap().len(),
+        large.len()
+    );
+}
