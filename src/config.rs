@@ -400,7 +400,10 @@ mod tests {
         assert!(config.acrcloud.token.is_empty() && !config.acrcloud.allow_unsigned);
         let engine = config.engine_settings();
         assert_eq!(engine.rooms.stream_grace_ms, 120_000);
-        assert!(engine.store.sync_to_disk, "power-loss durability by default");
+        assert!(
+            engine.store.sync_to_disk,
+            "power-loss durability by default"
+        );
         assert_eq!(engine.webhook_log.max_entries, 100_000);
         assert_eq!(
             engine.webhook_log.max_age,
