@@ -70,6 +70,14 @@ pub enum StoreError {
     IncompatibleFormat { found: u32 },
 }
 
+/// Our own file I/O beside sled's (the disk sync, the write probe, injected faults) fails as
+/// sled's own I/O would.
+impl From<std::io::Error> for StoreError {
+    fn from(error: std::io::Error) -> StoreError {
+        StoreError::Sled(sled::Error::Io(error))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// How the store opens sled.
@@ -236,8 +244,7 @@ impl Store {
 
     fn from_db(db: sled::Db, path: &Path, sync_to_disk: bool) -> StoreResult<Store> {
         let disk_sync = if sync_to_disk {
-            let sync = disk_sync::DiskSync::open(path)
-                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            let sync = disk_sync::DiskSync::open(path)?;
             Some(std::sync::Arc::new(sync))
         } else {
             None
@@ -282,9 +289,7 @@ impl Store {
         writable()?;
         self.db.flush()?;
         if let Some(disk_sync) = &self.disk_sync {
-            disk_sync
-                .sync()
-                .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+            disk_sync.sync()?;
         }
         Ok(())
     }
@@ -315,7 +320,7 @@ impl Store {
             file.sync_all()
         });
         let _ = std::fs::remove_file(&probe);
-        result.map_err(|e| StoreError::Sled(sled::Error::Io(e)))
+        Ok(result?)
     }
 
     /// A write and a read through sled, for `/health`. Success clears [`Store::failed`].
@@ -965,7 +970,7 @@ impl Store {
 /// Every write first asks the fault injector (a no-op outside test builds) whether the disk is
 /// "full", so tests can pull the disk out exactly where a real failure would hit.
 fn writable() -> StoreResult<()> {
-    crate::faults::check_write().map_err(|e| StoreError::Sled(sled::Error::Io(e)))
+    Ok(crate::faults::check_write()?)
 }
 
 // ----- encodings ------------------------------------------------------------------------
