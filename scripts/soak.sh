@@ -193,16 +193,16 @@ FAILURES=()
 [[ "${LOST:-x}" == 0 && "${DOUBLED:-x}" == 0 && "${WRONG:-x}" == 0 ]] ||
     FAILURES+=("end check: $LOST lost, $DOUBLED doubled, $WRONG wrong")
 [[ "$SERVER_ALIVE" == yes ]] || FAILURES+=("roomledger died during the run")
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 if [[ "$JUDGE_RSS" == yes ]]; then
     ((BASE > 0)) || FAILURES+=("no RSS sample at the end of warm-up (${WARMUP} s)")
     ((TAIL_MAX <= LIMIT)) ||
         FAILURES+=("RSS grew after warm-up: ${TAIL_MAX} KiB > ${TOLERANCE} x ${BASE} KiB")
-    RSS_VERDICT="limit $(awk -v k="$LIMIT" 'BEGIN { printf "%.1f MiB", k / 1024 }')"
+    RSS_VERDICT="limit $(mib "$LIMIT")"
 else
     RSS_VERDICT="not judged: a warm-up of ${WARMUP} s is under ${MIN_WARMUP} s, too short for the state to level off"
 fi
 
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 cat <<EOF
 
 roomledger soak: ${MINUTES} min at ${RATE} events/s (${CONNECTIONS} connections, seed ${SEED})
