@@ -4,9 +4,11 @@
 //!
 //! One committer thread owns the journal: it takes every submission waiting in its queue, checks
 //! each against the dedupe cache and tree, appends the new ones, flushes once for all of them
-//! (group commit), records their dedupe keys, then hands them to the `Directory` in seq order
-//! and answers every waiter. Being the only writer makes dedupe race-free and keeps seqs
-//! gap-free. A moka cache of recently committed keys lets handlers answer most re-deliveries
+//! (group commit), answers every waiter, and only then records their dedupe keys, caches them
+//! and hands them to the `Directory` in seq order, so that no answer waits for that work: an
+//! acknowledged event is applied a moment after its answer. Being the only writer makes dedupe
+//! race-free and keeps seqs gap-free: a re-delivery that arrives before the keys are written
+//! queues behind them. A moka cache of recently committed keys lets handlers answer most re-deliveries
 //! without queueing.
 //!
 //! Dedupe keys are written after the flush that made their entries durable, so a crash can
@@ -429,10 +431,9 @@ impl Committer {
         new_keys
     }
 
-    /// Records the dedupe keys of the entries in `undispatched`, which a flush just made durable.
-    fn record_keys(&mut self) {
-        let appends: Vec<Append> = self
-            .undispatched
+    /// Records the dedupe keys of entries a flush just made durable.
+    fn record_keys(&mut self, durable: &[(Accepted, Vec<u8>)]) {
+        let appends: Vec<Append> = durable
             .iter()
             .map(|(accepted, key)| Append {
                 seq: accepted.seq,
@@ -510,29 +511,21 @@ impl Committer {
         match flushed {
             Ok(()) => {
                 let elapsed = started.elapsed().as_secs_f64();
-                let events = self.undispatched.len();
-                if events > 0 {
+                let durable = std::mem::take(&mut self.undispatched);
+                if let Some((last, _)) = durable.last() {
                     // Durable, not yet answered: a crash here must lose nothing.
                     crate::faults::crash_point("after_append");
                     self.metrics.journal_commit.observe(elapsed);
-                    self.metrics.journal_batch.observe(events as f64);
-                    // This flush made every key recorded before it durable.
-                    self.mark_keys_durable();
-                    self.record_keys();
-                    let entries: Vec<Accepted> = self
-                        .undispatched
-                        .drain(..)
-                        .map(|(accepted, key)| {
-                            self.cache.insert(key, ());
-                            accepted
-                        })
-                        .collect();
-                    if let Some(last) = entries.last() {
-                        self.durable_seq = last.seq;
-                    }
-                    self.in_flight.fetch_add(entries.len(), Ordering::AcqRel);
-                    self.dispatch.do_send(Dispatch(entries));
+                    self.metrics.journal_batch.observe(durable.len() as f64);
+                    self.durable_seq = last.seq;
+                    // Counted before the answers, so that whoever waits for what was
+                    // acknowledged to be applied sees it pending until it is.
+                    self.in_flight.fetch_add(durable.len(), Ordering::AcqRel);
                 }
+                // Answered first: what follows makes nothing more durable for these waiters,
+                // and they (and the next batch) waited for all of it, a quarter of this
+                // thread's time per commit. Handing the entries to the `Directory` wakes its
+                // thread, which on two cores can take the core from this one before it answers.
                 for waiter in waiters {
                     let answer = match (waiter.failed, new_waiters_failed && waiter.needs_flush) {
                         (Some(error), _) => Err(IngestError::Unavailable(error)),
@@ -542,6 +535,22 @@ impl Committer {
                         (None, false) => Ok(waiter.outcomes),
                     };
                     let _ = waiter.reply.send(answer);
+                }
+                if !durable.is_empty() {
+                    // This flush made every key recorded before it durable.
+                    self.mark_keys_durable();
+                    // A re-delivery of these that arrives meanwhile queues behind this: the
+                    // keys are in the store and the cache before the next batch is checked.
+                    // A crash before they are written leaves them for the start to rebuild.
+                    self.record_keys(&durable);
+                    let entries: Vec<Accepted> = durable
+                        .into_iter()
+                        .map(|(accepted, key)| {
+                            self.cache.insert(key, ());
+                            accepted
+                        })
+                        .collect();
+                    self.dispatch.do_send(Dispatch(entries));
                 }
             }
             Err(error) => {

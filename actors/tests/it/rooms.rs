@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use roomledger_actors::directory::LoadedRooms;
+use roomledger_actors::ingest::Outcome;
 use roomledger_actors::model::Closure;
 use roomledger_actors::room::RoomSettings;
 use tempfile::TempDir;
@@ -253,13 +254,29 @@ async fn rooms_that_go_dormant_while_snapshots_run_are_unloaded_after_them() {
             ]
         })
         .collect();
-    submit(&engine, events).await;
+    let last_seq = submit(&engine, events)
+        .await
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Accepted { seq } => Some(*seq),
+            Outcome::Duplicate => None,
+        })
+        .max()
+        .expect("new events");
     let loaded = || async { engine.directory.send(LoadedRooms).await.unwrap() };
     // Snapshots back to back while the rooms go dormant and ask to be unloaded.
     let mut snapshots = 0;
     let mut seen_loaded = Vec::new();
+    let mut attempts = 0;
     while snapshots < 40 {
+        attempts += 1;
+        assert!(attempts < 10_000, "the rooms never got the events");
         let meta = engine.snapshot().await.expect("every snapshot completes");
+        // Acknowledged events reach the rooms a moment after the answer; a snapshot from
+        // before that shows none of these rooms.
+        if meta.as_of_seq < last_seq {
+            continue;
+        }
         seen_loaded.push(meta.rooms);
         snapshots += 1;
         if meta.rooms == 0 {
