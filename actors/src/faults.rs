@@ -7,6 +7,7 @@
 //!   if the disk were full (`ENOSPC`), exactly where a real full disk makes sled fail.
 //! - `ROOMLEDGER_CRASH_AT=<point>:<n>`: the process aborts (as `kill -9` would end it) the
 //!   `n`-th time it passes `<point>`: `after_append` (journal flushed, answer not sent),
+//!   `after_answer` (answers handed to the handlers, dedupe keys not yet written),
 //!   `before_session_write` (event applied, its sessions not written), `snapshot_part` (a
 //!   snapshot half written), `snapshot_delete` (a dropped snapshot half removed),
 //!   `journal_trim` (the journal half trimmed).

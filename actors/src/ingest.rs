@@ -537,6 +537,8 @@ impl Committer {
                     let _ = waiter.reply.send(answer);
                 }
                 if !durable.is_empty() {
+                    // Answered, keys not yet written: a crash here must lose and double nothing.
+                    crate::faults::crash_point("after_answer");
                     // This flush made every key recorded before it durable.
                     self.mark_keys_durable();
                     // A re-delivery of these that arrives meanwhile queues behind this: the

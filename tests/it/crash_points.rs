@@ -3,6 +3,7 @@
 //! process the `n`-th time it passes
 //!
 //! - `after_append`: the journal is flushed, the 2xx not yet sent;
+//! - `after_answer`: the answers are on their way, the dedupe keys not yet written;
 //! - `before_session_write`: the event is applied, the sessions it finished not yet written;
 //! - `snapshot_part`: a snapshot is half written (some of its parts, not its record);
 //! - `snapshot_delete`: the oldest snapshot is half removed (its record gone, some parts left);
@@ -279,6 +280,14 @@ fn first_difference(reference: &Value, recovered: &Value) -> String {
 #[test]
 fn crash_after_journal_append_before_the_answer_loses_and_doubles_nothing() {
     crash_and_recover(Plan::mid_stream("after_append"));
+}
+
+/// A crash after the answers were handed to the handlers and before the batch's dedupe keys
+/// were written: some 2xx may have gone out. The start rebuilds the keys from the journal, so
+/// every retry of those events is a duplicate and each counts once.
+#[test]
+fn crash_after_the_answer_before_the_dedupe_keys_loses_and_doubles_nothing() {
+    crash_and_recover(Plan::mid_stream("after_answer"));
 }
 
 /// A crash after the room applied an event and before the sessions it finished were written:
