@@ -8,8 +8,8 @@
 //! and hands them to the `Directory` in seq order, so that no answer waits for that work: an
 //! acknowledged event is applied a moment after its answer. Being the only writer makes dedupe
 //! race-free and keeps seqs gap-free: a re-delivery that arrives before the keys are written
-//! queues behind them. A moka cache of recently committed keys lets handlers answer most re-deliveries
-//! without queueing.
+//! queues behind them. A moka cache of recently committed keys lets handlers answer most
+//! re-deliveries without queueing.
 //!
 //! Dedupe keys are written after the flush that made their entries durable, so a crash can
 //! leave an entry without its key but never a key without its entry (which would turn a retry

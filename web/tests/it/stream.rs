@@ -118,6 +118,20 @@ impl Sse {
     }
 }
 
+/// Opens the stream, lets `ann` join `channel` now, and returns the stream, the change it
+/// announced and the join's unix second.
+async fn one_join_seen(server: &Server, notice: &str, channel: &str) -> (Sse, SseEvent, i64) {
+    let mut stream = Sse::open(server, "/api/v1/stream", &[]).await;
+    stream.next_of("hello").await;
+    let ts = now_s();
+    assert_eq!(
+        server.agora(&join(notice, channel, 1, "ann", ts)).await.0,
+        200
+    );
+    let change = stream.next_change().await;
+    (stream, change, ts)
+}
+
 /// Agora broadcaster `account` (connection `uid`) joins `channel` at unix second `ts`.
 fn join(notice: &str, channel: &str, uid: u32, account: &str, ts: i64) -> Value {
     let payload = json!({"uid": uid, "account": account, "platform": 7, "clientSeq": 1, "ts": ts});
@@ -267,14 +281,7 @@ async fn the_stream_answers_as_an_uncached_event_stream() {
 #[actix_web::test]
 async fn a_reconnect_with_last_event_id_resumes_without_loss() {
     let server = Server::start().await;
-    let mut stream = Sse::open(&server, "/api/v1/stream", &[]).await;
-    stream.next_of("hello").await;
-    let ts = now_s();
-    assert_eq!(
-        server.agora(&join("r1", "alpha", 1, "ann", ts)).await.0,
-        200
-    );
-    let first = stream.next_change().await;
+    let (stream, first, ts) = one_join_seen(&server, "r1", "alpha").await;
     assert_eq!(room_event(&first), ("alpha".into(), json!(1)));
     let last_seen = first.id.expect("an id");
     drop(stream);
@@ -416,14 +423,7 @@ async fn a_too_old_or_unknown_id_gets_a_reset() {
 #[actix_web::test]
 async fn an_id_from_before_a_restart_gets_a_reset() {
     let server = Server::start().await;
-    let mut stream = Sse::open(&server, "/api/v1/stream", &[]).await;
-    stream.next_of("hello").await;
-    let ts = now_s();
-    assert_eq!(
-        server.agora(&join("x1", "before", 1, "ann", ts)).await.0,
-        200
-    );
-    let change = stream.next_change().await;
+    let (stream, change, ts) = one_join_seen(&server, "x1", "before").await;
     let (old_epoch, old_sequence) = (change.epoch.expect("an epoch"), change.id.expect("an id"));
     drop(stream);
     let dir = server.stop().await.expect("a temporary directory");
