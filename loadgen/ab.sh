@@ -37,9 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 cd "$WORK"
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-field() { grep -o " $2=[^ ]*" "$1" | head -1 | cut -d= -f2; }
+# shellcheck source=loadgen/measure.sh
+source "$ROOT/loadgen/measure.sh"
 
 run() {
     local which=$1 bin=$BIN_A extra=()
@@ -47,15 +46,12 @@ run() {
         bin=$BIN_B
         read -r -a extra <<<"$ENV_B"
     fi
-    rm -rf data out
-    env "${extra[@]}" ROOMLEDGER__SERVER__BIND="127.0.0.1:$PORT" ROOMLEDGER__STORAGE__PATH=data \
-        ROOMLEDGER__AGORA__SECRET=loadgen-agora-secret \
-        ROOMLEDGER__LIVEKIT__KEYS='{APIloadgen="loadgen-livekit-secret"}' \
-        NO_COLOR=1 "$bin" >server.log 2>&1 &
-    SERVER_PID=$!
+    rm -rf data out server.log
+    start_roomledger "$bin" "$PORT" data server.log "${extra[@]}"
+    SERVER_PID=$ROOMLEDGER_PID
     "$LOADGEN" --mode health --target "127.0.0.1:$PORT" --since-ms "$(date +%s%3N)" >/dev/null
     local before after
-    before=$(ticks "$SERVER_PID")
+    before=$(cpu_ticks "$SERVER_PID")
     case $MODE in
     load) "$LOADGEN" --target "127.0.0.1:$PORT" --seed 42 --connections 64 --events 400000 \
         --duration 15 >out 2>/dev/null ;;
@@ -63,14 +59,11 @@ run() {
         >out 2>/dev/null ;;
     *) echo "ab: unknown mode $MODE" >&2; exit 2 ;;
     esac
-    after=$(ticks "$SERVER_PID")
+    after=$(cpu_ticks "$SERVER_PID")
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" || true
     SERVER_PID=
-    local acked
-    acked=$(field out acked)
-    # Clock ticks are 10 ms: µs per event = ticks * 10,000 / events.
-    echo "$which: $(field out events_per_s) events/s, p50 $(field out p50_ms) ms, p99 $(field out p99_ms) ms, lost $(field out lost) doubled $(field out doubled) wrong $(field out wrong), $(((after - before) * 10000 / acked)) µs CPU per event"
+    echo "$which: $(field out events_per_s) events/s, p50 $(field out p50_ms) ms, p99 $(field out p99_ms) ms, lost $(field out lost) doubled $(field out doubled) wrong $(field out wrong), $(us_per_event $((after - before)) "$(field out acked)") µs CPU per event"
 }
 
 for round in $(seq "$ROUNDS"); do

@@ -41,9 +41,8 @@ CEILING_PORT=${CEILING_PORT:-18081}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-perf}
 SECTIONS=${*:-throughput latency fill criterion}
 
-AGORA_SECRET=loadgen-agora-secret
-LIVEKIT_KEY=APIloadgen
-LIVEKIT_SECRET=loadgen-livekit-secret
+# shellcheck source=loadgen/measure.sh
+source "$ROOT/loadgen/measure.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/roomledger-bench.XXXXXX")
 PIDS=()
@@ -65,8 +64,6 @@ log() { echo "[bench $(date +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" 
 now_ms() { date +%s%3N; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
-# The value of key $2 in the RESULT line of file $1.
-field() { { grep '^RESULT' "$1" || true; } | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 # The median of the numbers on stdin (one a line).
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # min–max of the numbers on stdin.
@@ -85,13 +82,8 @@ SERVER_PID=
 start_server() {
     local data=$1 logfile=$2
     shift 2
-    env ROOMLEDGER__SERVER__BIND="127.0.0.1:$PORT" \
-        ROOMLEDGER__STORAGE__PATH="$data" \
-        ROOMLEDGER__AGORA__SECRET="$AGORA_SECRET" \
-        ROOMLEDGER__LIVEKIT__KEYS="{$LIVEKIT_KEY=\"$LIVEKIT_SECRET\"}" \
-        ROOMLEDGER__LOG__LEVEL=info NO_COLOR=1 \
-        "$@" "$SERVER" >>"$logfile" 2>&1 &
-    SERVER_PID=$!
+    start_roomledger "$SERVER" "$PORT" "$data" "$logfile" "$@"
+    SERVER_PID=$ROOMLEDGER_PID
     PIDS+=("$SERVER_PID")
 }
 
@@ -114,11 +106,6 @@ recovered_field() {
     sed 's/\x1b\[[0-9;]*m//g' "$1" | { grep ' recovered ' || true; } | tail -n 1 | { grep -o "$2=[0-9]*" || true; } | cut -d= -f2
 }
 
-# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (after the
-# "pid (comm)" prefix of /proc/PID/stat, utime and stime are the 12th and 13th fields).
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
-# us_per_event TICKS ACKED: CPU microseconds per acknowledged event.
-us_per_event() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
 
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }

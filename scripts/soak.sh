@@ -66,10 +66,8 @@ EVENTS=$(awk -v r="$RATE" -v s="$SECONDS_TOTAL" 'BEGIN { printf "%d", r * s }')
 # SOAK_SERVER_ENV="" runs with the defaults.
 SERVER_ENV=${SOAK_SERVER_ENV-ROOMLEDGER__STORAGE__CACHE_MB=16 ROOMLEDGER__JOURNAL__DEDUPE_CACHE_ENTRIES=10000 ROOMLEDGER__WEBHOOK_LOG__MAX_ENTRIES=10000 ROOMLEDGER__ROOMS__IDLE_SECONDS=60 ROOMLEDGER__ROOMS__FORGET_AFTER_SECONDS=120}
 
-# The generator's default credentials; the server is configured with the same.
-AGORA_SECRET=loadgen-agora-secret
-LIVEKIT_KEY=APIloadgen
-LIVEKIT_SECRET=loadgen-livekit-secret
+# shellcheck source=loadgen/measure.sh
+source "$ROOT/loadgen/measure.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/roomledger-soak.XXXXXX")
 SERVER_PID=
@@ -97,8 +95,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "[soak $(date +%H:%M:%S)] $*" >&2; }
-# The value of key $2 in the RESULT line of file $1.
-field() { { grep '^RESULT' "$1" || true; } | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
 
 log "building release binaries into $CARGO_TARGET_DIR"
@@ -107,15 +103,11 @@ SERVER="$CARGO_TARGET_DIR/release/roomledger"
 LOADGEN="$CARGO_TARGET_DIR/release/roomledger-loadgen"
 
 log "starting roomledger on 127.0.0.1:$PORT over $WORK/data; also: ${SERVER_ENV:-nothing}"
-# In the work directory, so that no config.toml but the built-in defaults applies.
+# From the work directory, so that no config.toml but the built-in defaults applies.
+cd "$WORK"
 # shellcheck disable=SC2086 # SERVER_ENV is a list of KEY=VALUE words
-(cd "$WORK" && exec env ROOMLEDGER__SERVER__BIND="127.0.0.1:$PORT" \
-    ROOMLEDGER__STORAGE__PATH="$WORK/data" \
-    ROOMLEDGER__AGORA__SECRET="$AGORA_SECRET" \
-    ROOMLEDGER__LIVEKIT__KEYS="{$LIVEKIT_KEY=\"$LIVEKIT_SECRET\"}" \
-    ROOMLEDGER__LOG__LEVEL=info NO_COLOR=1 $SERVER_ENV \
-    "$SERVER" >"$WORK/server.log" 2>&1) &
-SERVER_PID=$!
+start_roomledger "$SERVER" "$PORT" "$WORK/data" "$WORK/server.log" $SERVER_ENV
+SERVER_PID=$ROOMLEDGER_PID
 if ! "$LOADGEN" --mode health --target "127.0.0.1:$PORT" --since-ms "$(date +%s%3N)" \
     >"$WORK/health.out" 2>&1; then
     log "roomledger did not become healthy:"

@@ -1,0 +1,32 @@
+# Helpers shared by loadgen/bench.sh, loadgen/ab.sh and scripts/soak.sh; sourced, not run.
+
+# The generator's default credentials; every measured server is configured with the same.
+AGORA_SECRET=loadgen-agora-secret
+LIVEKIT_KEY=APIloadgen
+LIVEKIT_SECRET=loadgen-livekit-secret
+
+# start_roomledger BIN PORT DATA LOG [KEY=VALUE ...]: starts BIN in the background on
+# 127.0.0.1:PORT over DATA with the generator's credentials, the KEY=VALUE overrides on top,
+# and its log (info) appended to LOG; sets ROOMLEDGER_PID. It runs in the current directory:
+# start it from one without a config.toml to get the compiled-in defaults.
+start_roomledger() {
+    local bin=$1 port=$2 data=$3 logfile=$4
+    shift 4
+    env ROOMLEDGER__SERVER__BIND="127.0.0.1:$port" \
+        ROOMLEDGER__STORAGE__PATH="$data" \
+        ROOMLEDGER__AGORA__SECRET="$AGORA_SECRET" \
+        ROOMLEDGER__LIVEKIT__KEYS="{$LIVEKIT_KEY=\"$LIVEKIT_SECRET\"}" \
+        ROOMLEDGER__LOG__LEVEL=info NO_COLOR=1 \
+        "$@" "$bin" >>"$logfile" 2>&1 &
+    ROOMLEDGER_PID=$!
+}
+
+# field FILE KEY: the value of KEY in the generator's RESULT line in FILE.
+field() { { grep '^RESULT' "$1" || true; } | tail -n 1 | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks (after the
+# "pid (comm)" prefix of /proc/PID/stat, utime and stime are the 12th and 13th fields).
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+
+# us_per_event TICKS ACKED: CPU microseconds per acknowledged event.
+us_per_event() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
