@@ -78,6 +78,22 @@ impl Default for IngestSettings {
     }
 }
 
+/// The dedupe keys of recently committed events, newest kept.
+type RecentKeys = Cache<Vec<u8>, (), foldhash::fast::RandomState>;
+
+/// Plain LRU: moka's default admission policy (TinyLFU) keeps what is asked for often, and every
+/// key is committed once, so once the cache was full it turned the new keys away and kept the
+/// oldest until they expired, and re-deliveries of recent events missed it. foldhash, not
+/// SipHash: the keys come from authenticated webhooks, and each of the three cache operations
+/// an event costs was about 30% faster with it.
+fn recent_keys_cache(capacity: u64, window: Duration) -> RecentKeys {
+    Cache::builder()
+        .max_capacity(capacity)
+        .time_to_live(window)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
+        .build_with_hasher(foldhash::fast::RandomState::default())
+}
+
 type Reply = oneshot::Sender<Result<Vec<Outcome>, IngestError>>;
 
 enum Submission {
@@ -93,7 +109,7 @@ enum Submission {
 #[derive(Clone)]
 pub struct Ingest {
     queue: SyncSender<Submission>,
-    cache: Cache<Vec<u8>, ()>,
+    cache: RecentKeys,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: usize,
 }
@@ -115,10 +131,7 @@ impl Ingest {
         settings: IngestSettings,
     ) -> (Ingest, JoinHandle<()>) {
         let (queue, receiver) = mpsc::sync_channel(settings.queue);
-        let cache = Cache::builder()
-            .max_capacity(settings.cache_entries)
-            .time_to_live(settings.dedupe_window)
-            .build();
+        let cache = recent_keys_cache(settings.cache_entries, settings.dedupe_window);
         let committer = Committer {
             store,
             dispatch,
@@ -201,7 +214,7 @@ impl Ingest {
 struct Committer {
     store: Store,
     dispatch: Recipient<Dispatch>,
-    cache: Cache<Vec<u8>, ()>,
+    cache: RecentKeys,
     next_seq: u64,
     /// Everything up to this seq is flushed.
     durable_seq: u64,
@@ -580,6 +593,24 @@ impl Committer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_recent_keys_cache_keeps_the_newest_keys_once_full() {
+        let cache = recent_keys_cache(1_000, Duration::from_secs(3600));
+        let key = |i: u32| format!("event-{i}").into_bytes();
+        for i in 0..5_000 {
+            // Asked for first, as the handler and the committer ask for every key.
+            assert!(!cache.contains_key(&key(i)));
+            cache.insert(key(i), ());
+        }
+        cache.run_pending_tasks();
+        let newest_kept = (4_900..5_000)
+            .filter(|i| cache.contains_key(&key(*i)))
+            .count();
+        let oldest_kept = (0..100).filter(|i| cache.contains_key(&key(*i))).count();
+        assert_eq!((newest_kept, oldest_kept), (100, 0));
+        assert!(cache.entry_count() <= 1_000);
+    }
 
     #[test]
     fn a_sweep_starts_once_per_24th_of_a_long_window_and_once_per_short_window_or_minute() {
