@@ -626,14 +626,23 @@ impl Store {
             match change {
                 SessionChange::Finished(session) => {
                     let key = session_key(&room_bytes, session.joined_ms, &session.participant_id);
-                    if let Some(bytes) = self.sessions.get(&key)? {
-                        let old: ParticipantSession = decode(&bytes)?;
-                        if old.closure > session.closure {
-                            continue;
+                    let value = encode(session)?;
+                    // Inserted only if absent, which a new session (nearly all of them) is: one
+                    // walk down the tree instead of a lookup and then an insert.
+                    if let Err(conflict) = self.sessions.compare_and_swap(
+                        key.as_slice(),
+                        None::<&[u8]>,
+                        Some(value.as_slice()),
+                    )? {
+                        if let Some(bytes) = conflict.current {
+                            let old: ParticipantSession = decode(&bytes)?;
+                            if old.closure > session.closure {
+                                continue;
+                            }
+                            self.remove_session_indexes(&old, &room_bytes, &key)?;
                         }
-                        self.remove_session_indexes(&old, &room_bytes, &key)?;
+                        self.sessions.insert(key.as_slice(), value)?;
                     }
-                    self.sessions.insert(key.as_slice(), encode(session)?)?;
                     self.sessions_by_participant
                         .insert(participant_index_key(session, &room_bytes), key.as_slice())?;
                     self.sessions_by_end
