@@ -105,8 +105,14 @@ impl Inner {
         if previous == entry {
             return false;
         }
+        // A room changes on every join and leave: its keys are moved from the old place to the
+        // new one rather than cloned again (two strings each).
+        let mut ordered_key = None;
         if let Some((count, _)) = previous {
-            self.order.remove(&(Reverse(count), room.clone()));
+            ordered_key = self
+                .order
+                .take(&(Reverse(count), room.clone()))
+                .map(|(_, key)| key);
             let totals = self.totals.entry(room.provider).or_default();
             totals.rooms -= 1;
             totals.participants -= count as u64;
@@ -116,8 +122,14 @@ impl Inner {
         }
         match entry {
             Some((count, started)) => {
-                self.rooms.insert(room.clone(), (count, started));
-                self.order.insert((Reverse(count), room.clone()));
+                match self.rooms.get_mut(room) {
+                    Some(slot) => *slot = (count, started),
+                    None => {
+                        self.rooms.insert(room.clone(), (count, started));
+                    }
+                }
+                let key = ordered_key.unwrap_or_else(|| room.clone());
+                self.order.insert((Reverse(count), key));
                 let totals = self.totals.entry(room.provider).or_default();
                 totals.rooms += 1;
                 totals.participants += count as u64;
