@@ -45,6 +45,37 @@ async fn new_events_get_consecutive_seqs_and_redeliveries_are_duplicates() {
     engine.shutdown().await;
 }
 
+/// The committer answers before it writes the dedupe keys; a re-delivery that arrives right
+/// after the answer must still be a duplicate, also with no cache to find it in.
+#[actix::test]
+async fn a_redelivery_right_after_the_answer_is_a_duplicate_even_without_a_cache() {
+    let dir = TempDir::new().unwrap();
+    let mut settings = settings(dir.path());
+    settings.ingest = IngestSettings {
+        cache_entries: 0,
+        ..IngestSettings::default()
+    };
+    let engine = start(&settings);
+    let t = base_ms();
+    for n in 1..=300u64 {
+        let event = join("c1", &n.to_string(), 1, t + n as i64);
+        let again = event.clone();
+        // The second delivery is in the first one's batch or in the next; either way it must
+        // not take a seq of its own.
+        let (first, second) = tokio::join!(
+            submit(&engine, vec![event.clone()]),
+            submit(&engine, vec![again])
+        );
+        let mut outcomes = [first[0], second[0]];
+        outcomes.sort_by_key(|o| matches!(o, Outcome::Duplicate));
+        assert_eq!(outcomes, [Outcome::Accepted { seq: n }, Outcome::Duplicate]);
+        assert_eq!(submit(&engine, vec![event]).await, [Outcome::Duplicate]);
+    }
+    settle(&engine).await;
+    assert_eq!(engine.store.journal_len(), 300);
+    engine.shutdown().await;
+}
+
 #[test]
 fn duplicates_are_recognised_from_disk_after_a_restart() {
     let dir = TempDir::new().unwrap();
