@@ -7,7 +7,8 @@
 #   loadgen/bench.sh throughput latency   a selection of: throughput latency fill criterion
 #
 # throughput  RUNS x (ceiling run, then roomledger run), same seed and connections, as fast as
-#             possible; roomledger's runs end with the end check (lost/doubled sessions).
+#             possible; roomledger's runs end with the end check (lost/doubled sessions),
+#             and their /metrics give the group commits' size and time.
 # latency     RUNS x roomledger at a steady STEADY_RATE events/s: ack latency percentiles.
 # fill        FILL_RUNS x: FILL_PARTICIPANTS live participants in FILL_ROOMS rooms → RSS;
 #             kill -9 → restart (full journal replay: time to /health 200, replay events/s);
@@ -114,6 +115,7 @@ LOAD_ARGS=(--seed "$SEED" --connections "$CONNECTIONS" --events "$EVENTS" --dura
 
 section_throughput() {
     local i ceiling_eps=() server_eps=() ratios=() p99s=() loads=() ceiling_us=() server_us=() bad=0
+    local cycles=() flushes=() groups=()
     for i in $(seq "$RUNS"); do
         local out="$WORK/ceiling-$i.txt"
         "$CEILING" --bind "127.0.0.1:$CEILING_PORT" >"$WORK/ceiling-$i.log" 2>&1 &
@@ -139,6 +141,10 @@ section_throughput() {
         "$LOADGEN" --target "127.0.0.1:$PORT" "${LOAD_ARGS[@]}" >"$out" || bad=$((bad + 1))
         # Includes the end check's reads (about a second of the run), so slightly high.
         server_us+=("$(us_per_event "$(($(cpu_ticks "$SERVER_PID") - ticks))" "$(field "$out" acked)")")
+        metrics "$PORT" >"$WORK/metrics-throughput-$i.txt" || true
+        local cycle flush group
+        read -r cycle flush group < <(commit_cycle "$WORK/metrics-throughput-$i.txt" "$(field "$out" elapsed_s)")
+        cycles+=("$cycle") flushes+=("$flush") groups+=("$group")
         stop_pid "$SERVER_PID"
         rm -rf "$WORK/data-throughput-$i"
         local s
@@ -164,6 +170,11 @@ section_throughput() {
         "utime + stime from \`/proc/PID/stat\` around each run above"
     row "share of the ceiling, same run" "≥ 60%" "$(fmt "$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" 1)% (median of per-run ratios)" "\`loadgen/bench.sh throughput\`"
     row "ack latency at full load" "–" "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread))" "(same runs)"
+    # Ingest is about (events per commit) / (time per commit): README "Why the commit's shape
+    # hardly matters at 64 connections".
+    row "group commit at full load" "–" \
+        "$(printf '%s\n' "${cycles[@]}" | median) ms per commit (runs $(printf '%s\n' "${cycles[@]}" | spread)), $(printf '%s\n' "${flushes[@]}" | median) ms of it append and flush; $(printf '%s\n' "${groups[@]}" | median) events per commit (runs $(printf '%s\n' "${groups[@]}" | spread))" \
+        "\`roomledger_journal_commit_*\` from \`/metrics\` after each run above, over its \`elapsed_s\`"
 }
 
 section_latency() {

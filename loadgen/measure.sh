@@ -30,3 +30,24 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 
 # us_per_event TICKS ACKED: CPU microseconds per acknowledged event.
 us_per_event() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
+
+# metrics PORT: the server's /metrics text, over bash's own TCP (no curl needed).
+metrics() {
+    local port=$1
+    exec {fd}<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&"$fd"
+    cat <&"$fd"
+    exec {fd}>&-
+}
+
+# commit_cycle METRICS_FILE SECONDS: "cycle flush group" of the run that took SECONDS: the time
+# per group commit (SECONDS over the number of commits) and the append-and-flush part of it, in
+# ms, and the events per commit, from roomledger_journal_commit_* in METRICS_FILE.
+commit_cycle() {
+    awk -v d="$2" '
+        /^roomledger_journal_commit_duration_seconds_sum / { s = $2 }
+        /^roomledger_journal_commit_duration_seconds_count / { c = $2 }
+        /^roomledger_journal_commit_events_sum / { e = $2 }
+        END { if (c > 0) printf "%.3f %.3f %.1f\n", d / c * 1000, s / c * 1000, e / c; else print "n/a n/a n/a" }
+    ' "$1"
+}
