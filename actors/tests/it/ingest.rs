@@ -7,6 +7,13 @@ use tempfile::TempDir;
 
 use crate::support::*;
 
+/// An engine over `dir` with the test settings and these ingest settings.
+fn start_with_ingest(dir: &std::path::Path, ingest: IngestSettings) -> roomledger_actors::Engine {
+    let mut settings = settings(dir);
+    settings.ingest = ingest;
+    start(&settings)
+}
+
 #[actix::test]
 async fn new_events_get_consecutive_seqs_and_redeliveries_are_duplicates() {
     let dir = TempDir::new().unwrap();
@@ -50,12 +57,13 @@ async fn new_events_get_consecutive_seqs_and_redeliveries_are_duplicates() {
 #[actix::test]
 async fn a_redelivery_right_after_the_answer_is_a_duplicate_even_without_a_cache() {
     let dir = TempDir::new().unwrap();
-    let mut settings = settings(dir.path());
-    settings.ingest = IngestSettings {
-        cache_entries: 0,
-        ..IngestSettings::default()
-    };
-    let engine = start(&settings);
+    let engine = start_with_ingest(
+        dir.path(),
+        IngestSettings {
+            cache_entries: 0,
+            ..IngestSettings::default()
+        },
+    );
     let t = base_ms();
     for n in 1..=300u64 {
         let event = join("c1", &n.to_string(), 1, t + n as i64);
@@ -132,12 +140,13 @@ fn duplicates_are_recognised_from_disk_after_a_restart() {
 #[actix::test]
 async fn too_many_events_in_flight_are_refused_as_overloaded() {
     let dir = TempDir::new().unwrap();
-    let mut settings = settings(dir.path());
-    settings.ingest = IngestSettings {
-        max_in_flight: 0,
-        ..IngestSettings::default()
-    };
-    let engine = start(&settings);
+    let engine = start_with_ingest(
+        dir.path(),
+        IngestSettings {
+            max_in_flight: 0,
+            ..IngestSettings::default()
+        },
+    );
     let result = engine
         .ingest
         .submit(vec![join("c1", "1", 1, base_ms())], now_ms())
@@ -197,12 +206,13 @@ async fn events_without_a_room_are_journaled_but_hold_nothing_in_flight() {
 #[actix::test]
 async fn dedupe_keys_are_forgotten_after_the_window_in_memory_and_on_disk() {
     let dir = TempDir::new().unwrap();
-    let mut settings = settings(dir.path());
-    settings.ingest = IngestSettings {
-        dedupe_window: std::time::Duration::from_millis(200),
-        ..IngestSettings::default()
-    };
-    let engine = start(&settings);
+    let engine = start_with_ingest(
+        dir.path(),
+        IngestSettings {
+            dedupe_window: std::time::Duration::from_millis(200),
+            ..IngestSettings::default()
+        },
+    );
     let t = base_ms();
     let old = join("c1", "1", 1, t);
     assert_eq!(
