@@ -5,6 +5,8 @@
 //! 200,000 (the default `dedupe_cache_entries`).
 //! - `dedupe_cache/roomledger/N`: the server's cache (`ingest::recent_keys_cache`: LRU,
 //!   foldhash).
+//! - `dedupe_cache/lru_siphash/N`: the same with the standard library's hasher, for what
+//!   foldhash saves.
 //! - `dedupe_cache/moka_defaults/N`: the cache it replaced (moka's defaults: TinyLFU admission,
 //!   SipHash), which turned new keys away once full. Each prints once how many re-deliveries it
 //!   found in a first pass.
@@ -15,6 +17,7 @@ use std::hash::BuildHasher;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use moka::policy::EvictionPolicy;
 use moka::sync::Cache;
 use roomledger_actors::ingest::recent_keys_cache;
 
@@ -85,6 +88,16 @@ fn dedupe_cache(c: &mut Criterion) {
             "roomledger",
             capacity,
             recent_keys_cache(capacity, WINDOW),
+        );
+        run(
+            c,
+            "lru_siphash",
+            capacity,
+            Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(WINDOW)
+                .eviction_policy(EvictionPolicy::lru())
+                .build(),
         );
         run(
             c,
