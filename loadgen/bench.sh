@@ -107,7 +107,6 @@ recovered_field() {
     sed 's/\x1b\[[0-9;]*m//g' "$1" | { grep ' recovered ' || true; } | tail -n 1 | { grep -o "$2=[0-9]*" || true; } | cut -d= -f2
 }
 
-
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
 
