@@ -106,6 +106,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// Names the calling thread as `top -H`, `ps -L` and `perf` show it (Linux keeps 15 bytes).
+/// actix names every arbiter thread "actix-rt|system:N|arbiter:M", which the kernel cuts to the
+/// same 15 bytes for all of them, so room threads, the directory and HTTP workers looked alike
+/// to anyone finding out where the CPU goes (`loadgen/threads.sh`).
+pub fn name_current_thread(name: &str) {
+    // Best effort: without Linux's /proc the thread keeps the name it has.
+    let _ = std::fs::write("/proc/thread-self/comm", name);
+}
+
 /// The running actor system: ingest, rooms, store. Started inside an actix `System`.
 pub struct Engine {
     pub ingest: Ingest,
@@ -181,9 +190,11 @@ impl Engine {
         );
         let store_for_actor = store.clone();
         let metrics_for_actor = metrics.clone();
-        let store_actor = SyncArbiter::start(1, move || {
-            StoreActor::new(store_for_actor.clone(), metrics_for_actor.clone())
-        });
+        let store_actor = SyncArbiter::start_with_thread_builder(
+            1,
+            || std::thread::Builder::new().name("store-writer".into()),
+            move || StoreActor::new(store_for_actor.clone(), metrics_for_actor.clone()),
+        );
         let in_flight = Arc::new(AtomicUsize::new(0));
         let context = Arc::new(RoomContext {
             settings: settings.rooms,
@@ -195,7 +206,11 @@ impl Engine {
             clock: now_ms,
         });
         let arbiters: Vec<Arbiter> = (0..settings.room_threads.max(1))
-            .map(|_| Arbiter::new())
+            .map(|index| {
+                let arbiter = Arbiter::new();
+                arbiter.spawn_fn(move || name_current_thread(&format!("rooms-{index}")));
+                arbiter
+            })
             .collect();
         let handles = arbiters.iter().map(Arbiter::handle).collect();
         let directory = Directory::new(
@@ -208,6 +223,7 @@ impl Engine {
         // The directory's own thread is stopped by `shutdown` like the room threads: a
         // directory left running would keep taking periodic snapshots of rooms that are gone.
         let directory_arbiter = Arbiter::new();
+        directory_arbiter.spawn_fn(|| name_current_thread("room-directory"));
         let directory = Directory::start_in_arbiter(&directory_arbiter.handle(), move |ctx| {
             ctx.run_interval(interval, |_, ctx| {
                 let me = ctx.address();

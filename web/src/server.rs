@@ -33,7 +33,12 @@ pub fn bind(
     limits: &HttpLimits,
     address: impl ToSocketAddrs,
 ) -> std::io::Result<(Vec<SocketAddr>, Server)> {
-    let server = HttpServer::new(move || App::new().configure(routes::configure(state.clone())))
+    // actix calls this once on each worker's thread as the worker starts.
+    let app = move || {
+        roomledger_actors::name_current_thread("http-worker");
+        App::new().configure(routes::configure(state.clone()))
+    };
+    let server = HttpServer::new(app)
         .workers(limits.workers)
         .keep_alive(limits.keep_alive)
         // actix closes a connection whose first request head is not complete within the request

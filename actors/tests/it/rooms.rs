@@ -291,3 +291,41 @@ async fn rooms_that_go_dormant_while_snapshots_run_are_unloaded_after_them() {
     }
     engine.shutdown().await;
 }
+
+/// The names of this process's threads, as `top -H` and `perf` show them.
+#[cfg(target_os = "linux")]
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .flatten()
+                .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+                .map(|name| name.trim_end().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(target_os = "linux")]
+#[actix::test]
+async fn the_engines_threads_say_what_they_run() {
+    let dir = TempDir::new().unwrap();
+    let mut settings = settings(dir.path());
+    settings.room_threads = 3;
+    let engine = start(&settings);
+    // The room threads and the directory name themselves once their event loops run.
+    let names = eventually("the room threads to be named", || async {
+        let names = thread_names();
+        names.iter().any(|n| n == "rooms-2").then_some(names)
+    })
+    .await;
+    for expected in ["rooms-0", "rooms-1", "room-directory", "store-writer"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "no thread named {expected} in {names:?}"
+        );
+    }
+    // The kernel keeps 15 bytes of a name.
+    assert!(names.iter().any(|n| n == "journal-committ"), "{names:?}");
+    engine.shutdown().await;
+}

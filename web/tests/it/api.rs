@@ -978,3 +978,24 @@ async fn head_is_answered_like_get_without_a_body() {
     assert_error(&answer, 405, "method_not_allowed");
     server.stop().await;
 }
+
+/// `top -H` and `perf` tell the HTTP workers from the room threads by name (actix names every
+/// one of its threads alike, as far as the kernel keeps it).
+#[cfg(target_os = "linux")]
+#[actix_web::test]
+async fn the_http_workers_name_their_threads() {
+    let server = Server::start().await;
+    let (status, _) = server.get("/health").await;
+    assert_eq!(status, 200);
+    let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "http-worker"),
+        "no thread named http-worker in {names:?}"
+    );
+    server.stop().await;
+}
