@@ -15,7 +15,8 @@
 #             GET /api/v1/rooms?limit=50 latency with webhooks at STEADY_RATE beside it;
 #             SIGTERM (final snapshot) → restart (time to /health 200 from the snapshot),
 #             then snapshots every SNAPSHOT_EVERY s for SNAPSHOT_WATCH s → RSS and peak RSS.
-# criterion   cargo bench: hot path per provider, Room::apply, snapshot write and recovery.
+# criterion   cargo bench: hot path per provider, Room::apply, snapshot write and recovery, the
+#             dedupe cache.
 #
 # Knobs (environment): RUNS=5 FILL_RUNS=3 SEED=42 CONNECTIONS=64 EVENTS=400000 DURATION=15
 # STEADY_RATE=5000 STEADY_SECONDS=20 FILL_ROOMS=100000 FILL_PARTICIPANTS=1000000 PORT=18080
@@ -65,8 +66,6 @@ log() { echo "[bench $(date +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg)] $*" 
 now_ms() { date +%s%3N; }
 loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
-# The median of the numbers on stdin (one a line).
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # min–max of the numbers on stdin.
 spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) print lo "–" hi }'; }
 fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "n/a") print v; else printf "%.*f\n", d, v }'; }
@@ -286,7 +285,7 @@ section_fill() {
 section_criterion() {
     log "criterion benchmarks (cargo bench)"
     cargo bench --quiet -p roomledger-web --bench hot_path >"$WORK/bench-web.txt" 2>&1
-    cargo bench --quiet -p roomledger-actors --bench room --bench snapshot >"$WORK/bench-actors.txt" 2>&1
+    cargo bench --quiet -p roomledger-actors --bench room --bench snapshot --bench dedupe_cache >"$WORK/bench-actors.txt" 2>&1
     # "name  time: [..]  thrpt: [lo mid hi]" → name and the middle throughput.
     local name thrpt
     while read -r name thrpt; do

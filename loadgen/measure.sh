@@ -31,6 +31,9 @@ cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 # us_per_event TICKS ACKED: CPU microseconds per acknowledged event.
 us_per_event() { awk -v t="$1" -v n="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { if (n > 0) printf "%.1f", t / hz * 1e6 / n; else print "n/a" }'; }
 
+# The median of the numbers on stdin (one a line).
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
 # metrics PORT: the server's /metrics text, over bash's own TCP (no curl needed).
 metrics() {
     local port=$1

@@ -98,7 +98,6 @@ for i in $(seq "$RUNS"); do
     kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=
 done
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 what() {
     case $1 in
     http-worker) echo "actix-web workers: HTTP, signature check, parse, normalise, answer" ;;
