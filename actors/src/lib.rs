@@ -127,7 +127,10 @@ pub struct Engine {
     /// Where webhook handlers record each request (never waits).
     pub webhook_log: WebhookLog,
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Room threads and the directory's.
     arbiters: Mutex<Vec<Arbiter>>,
+    /// The `StoreActor`'s thread, stopped last.
+    store_arbiter: Mutex<Option<Arbiter>>,
     watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -190,11 +193,14 @@ impl Engine {
         );
         let store_for_actor = store.clone();
         let metrics_for_actor = metrics.clone();
-        let store_actor = SyncArbiter::start_with_thread_builder(
-            1,
-            || std::thread::Builder::new().name("store-writer".into()),
-            move || StoreActor::new(store_for_actor.clone(), metrics_for_actor.clone()),
-        );
+        // Its own arbiter, not a `SyncArbiter`: that one relays every message through the
+        // thread that started it (here the main thread), a second hop and wake-up per write.
+        // Nothing else runs on this thread, so the actor's blocking sled calls hold up no one.
+        let store_arbiter = Arbiter::new();
+        store_arbiter.spawn_fn(|| name_current_thread("store-writer"));
+        let store_actor = StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| {
+            StoreActor::new(store_for_actor, metrics_for_actor)
+        });
         let in_flight = Arc::new(AtomicUsize::new(0));
         let context = Arc::new(RoomContext {
             settings: settings.rooms,
@@ -258,6 +264,7 @@ impl Engine {
             webhook_log,
             committer: Mutex::new(Some(committer)),
             arbiters: Mutex::new(arbiters.into_iter().chain([directory_arbiter]).collect()),
+            store_arbiter: Mutex::new(Some(store_arbiter)),
             watchdog: Mutex::new(Some(watchdog)),
         })
     }
@@ -337,19 +344,29 @@ impl Engine {
             }
         }
         self.webhook_log.flush().await;
-        let store = self.store.clone();
-        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
-        let arbiters: Vec<Arbiter> = self.arbiters.lock().drain(..).collect();
-        for arbiter in &arbiters {
-            arbiter.stop();
-        }
         // Wait for the threads to end, so that once this returns no room actor or directory runs
         // (and no late periodic snapshot can be attempted).
-        let _ = tokio::task::spawn_blocking(move || {
-            for arbiter in arbiters {
-                let _ = arbiter.join();
-            }
-        })
-        .await;
+        let arbiters: Vec<Arbiter> = self.arbiters.lock().drain(..).collect();
+        stop_and_join(arbiters).await;
+        // Whatever the rooms sent the store since the snapshot is in its mailbox; the answer to
+        // this comes after all of it is written (or queued for retry), as the mailbox is FIFO.
+        let _ = self.store_actor.send(RetryWrites).await;
+        let store = self.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.flush()).await;
+        let store_arbiter: Vec<Arbiter> = self.store_arbiter.lock().take().into_iter().collect();
+        stop_and_join(store_arbiter).await;
     }
+}
+
+/// Stops the arbiters and waits for their threads to end.
+async fn stop_and_join(arbiters: Vec<Arbiter>) {
+    for arbiter in &arbiters {
+        arbiter.stop();
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for arbiter in arbiters {
+            let _ = arbiter.join();
+        }
+    })
+    .await;
 }

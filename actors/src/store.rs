@@ -1,7 +1,7 @@
 //! All sled code. One tree per relation (or a few relations in one tree, told apart by a
 //! leading byte), big-endian keys so iteration is chronological. Every call blocks: callers run
-//! it on a dedicated thread (the journal committer, the `StoreActor`'s sync arbiter) or in
-//! `spawn_blocking` (read API), never on an async executor thread.
+//! it on a dedicated thread (the journal committer, the arbiter the `StoreActor` runs alone on)
+//! or in `spawn_blocking` (read API), never on an executor thread that runs anything else.
 //!
 //! Trees:
 //! - `meta`: format version.

@@ -1,5 +1,5 @@
-//! `StoreActor`: the single writer of sessions, room history and snapshots. It runs on its own
-//! thread (a sync arbiter), because every sled call blocks. Messages are handled in arrival
+//! `StoreActor`: the single writer of sessions, room history and snapshots. It runs alone on
+//! its own arbiter thread (`store-writer`), because every sled call blocks. Messages are handled in arrival
 //! order, which the snapshot protocol relies on: a room's session writes always precede the
 //! snapshot parts that were requested after them.
 //!
@@ -103,7 +103,7 @@ impl StoreActor {
 }
 
 impl Actor for StoreActor {
-    type Context = SyncContext<Self>;
+    type Context = Context<Self>;
 }
 
 impl Handler<StoreSessions> for StoreActor {

@@ -1312,16 +1312,15 @@ fn the_webhook_log_is_written_in_batches_listed_by_id_and_trimmed_exactly() {
     ));
 }
 
-/// A `StoreActor` over `store`, inside a running actix system.
+/// A `StoreActor` over `store`, on the test's own thread (its sled calls block that thread
+/// while it handles a message, which a test waiting for the answer does anyway).
 fn start_store_actor(store: &Store) -> actix::Addr<crate::store_actor::StoreActor> {
-    use actix::SyncArbiter;
-    let store = store.clone();
-    SyncArbiter::start(1, move || {
-        crate::store_actor::StoreActor::new(
-            store.clone(),
-            std::sync::Arc::new(crate::metrics::Metrics::new()),
-        )
-    })
+    use actix::Actor;
+    crate::store_actor::StoreActor::new(
+        store.clone(),
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+    )
+    .start()
 }
 
 /// What a room actor sends for finished sessions, each applied at its seq.
