@@ -333,3 +333,33 @@ async fn the_engines_threads_say_what_they_run() {
     .await;
     engine.shutdown().await;
 }
+
+/// The `StoreActor` gets its writes straight from the rooms: a finished session is stored while
+/// the thread that started the engine (the test's here, `main`'s in the server) is busy and
+/// polls nothing. Through actix's `SyncArbiter` every write waited for that thread to relay it.
+#[actix::test]
+async fn sessions_are_stored_while_the_thread_that_started_the_engine_is_busy() {
+    let dir = TempDir::new().unwrap();
+    let engine = start(&settings(dir.path()));
+    let t = base_ms();
+    let key = channel("busy");
+    submit_each(
+        &engine,
+        &[
+            join("busy", "1", 1, t),
+            leave("busy", "1", 2, t + 60_000, 60_000),
+        ],
+    )
+    .await;
+    // No await from here until the session is stored: this thread runs nothing else meanwhile.
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while sessions_of(&engine, &key).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session was not stored while this thread was busy"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(sessions_of(&engine, &key)[0].left_ms, t + 60_000);
+    engine.shutdown().await;
+}
