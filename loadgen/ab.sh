@@ -28,17 +28,16 @@ BIN_A=$(realpath "$3") BIN_B=$(realpath "$4")
 ENV_B=${5:-}
 LOADGEN=$(realpath "${LOADGEN:-$ROOT/target-perf/release/roomledger-loadgen}")
 PORT=${PORT:-18090}
+# shellcheck source=loadgen/measure.sh
+source "$ROOT/loadgen/measure.sh"
 WORK=$(mktemp -d /tmp/roomledger-ab.XXXXXX)
 SERVER_PID=
 cleanup() {
-    [[ -z "$SERVER_PID" ]] || kill -TERM "$SERVER_PID" 2>/dev/null || true
-    [[ -z "$SERVER_PID" ]] || wait "$SERVER_PID" 2>/dev/null || true
+    stop_pid "$SERVER_PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
 cd "$WORK"
-# shellcheck source=loadgen/measure.sh
-source "$ROOT/loadgen/measure.sh"
 
 run() {
     local which=$1 bin=$BIN_A extra=()
@@ -60,8 +59,7 @@ run() {
     *) echo "ab: unknown mode $MODE" >&2; exit 2 ;;
     esac
     after=$(cpu_ticks "$SERVER_PID")
-    kill -TERM "$SERVER_PID"
-    wait "$SERVER_PID" || true
+    stop_pid "$SERVER_PID"
     SERVER_PID=
     echo "$which: $(field out events_per_s) events/s, p50 $(field out p50_ms) ms, p99 $(field out p99_ms) ms, lost $(field out lost) doubled $(field out doubled) wrong $(field out wrong), $(us_per_event $((after - before)) "$(field out acked)") µs CPU per event"
 }

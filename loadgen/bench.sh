@@ -52,11 +52,7 @@ PIDS=()
 cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
+        stop_pid "$pid"
     done
     if [[ -z "${KEEP:-}" ]]; then rm -rf "$WORK"; else echo "work directory kept: $WORK" >&2; fi
 }
@@ -90,15 +86,6 @@ start_server() {
 # wait_healthy PORT SINCE_MS OUT: waits for GET /health = 200; the RESULT line goes to OUT.
 wait_healthy() {
     "$LOADGEN" --mode health --target "127.0.0.1:$1" --since-ms "$2" >"$3"
-}
-
-# stop_pid PID [SIGNAL]: signals and waits for the process to end.
-stop_pid() {
-    local pid=$1 signal=${2:-TERM}
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
 # The field $2 of the last "recovered" log line in $1.

@@ -1,4 +1,5 @@
-# Helpers shared by loadgen/bench.sh, loadgen/ab.sh and scripts/soak.sh; sourced, not run.
+# Helpers shared by loadgen/bench.sh, loadgen/ab.sh, loadgen/threads.sh and scripts/soak.sh;
+# sourced, not run.
 
 # The generator's default credentials; every measured server is configured with the same.
 AGORA_SECRET=loadgen-agora-secret
@@ -19,6 +20,17 @@ start_roomledger() {
         ROOMLEDGER__LOG__LEVEL=info NO_COLOR=1 \
         "$@" "$bin" >>"$logfile" 2>&1 &
     ROOMLEDGER_PID=$!
+}
+
+# stop_pid PID [SIGNAL]: signals the process (TERM by default) and waits for it to end, at most
+# 60 s before a SIGKILL. An empty PID is nothing to stop. PID must be a child of this shell.
+stop_pid() {
+    local pid=$1 signal=${2:-TERM}
+    [[ -n "$pid" ]] || return 0
+    kill "-$signal" "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
 }
 
 # field FILE KEY: the value of KEY in the generator's RESULT line in FILE.

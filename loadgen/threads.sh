@@ -27,8 +27,7 @@ source "$ROOT/loadgen/measure.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/roomledger-threads.XXXXXX")
 PID=
 cleanup() {
-    [[ -z "$PID" ]] || kill -TERM "$PID" 2>/dev/null || true
-    [[ -z "$PID" ]] || wait "$PID" 2>/dev/null || true
+    stop_pid "$PID"
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -80,7 +79,8 @@ for i in $(seq "$RUNS"); do
     generator_us generator-before.txt generator-after.txt "ceiling-$i.txt" >>ceiling-generator-us.txt
     us_per_event "$(($(cpu_ticks "$PID") - before))" "$(field "ceiling-$i.txt" acked)" >>ceiling-us.txt
     echo >>ceiling-us.txt
-    kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=
+    stop_pid "$PID"
+    PID=
 
     rm -rf data
     # From a directory without a config.toml: the compiled-in defaults.
@@ -95,7 +95,8 @@ for i in $(seq "$RUNS"); do
     generator_us generator-before.txt generator-after.txt "run-$i.txt" >>generator-us.txt
     per_event before.txt after.txt "$(field "run-$i.txt" acked)" | sed "s/^/$i /" >>threads.txt
     echo "round $i/$RUNS: ceiling $(field "ceiling-$i.txt" events_per_s)/s, roomledger $(field "run-$i.txt" events_per_s)/s" >&2
-    kill -TERM "$PID"; wait "$PID" 2>/dev/null || true; PID=
+    stop_pid "$PID"
+    PID=
 done
 
 what() {

@@ -79,21 +79,10 @@ SERVER_PID=
 SAMPLER_PID=
 LOADGEN_PID=
 
-# stop PID [SIGNAL]: signals the process and waits (at most 30 s) for it to end.
-stop() {
-    local pid=$1 signal=${2:-TERM}
-    [[ -n "$pid" ]] || return 0
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    kill "-$signal" "$pid" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
 cleanup() {
-    stop "$LOADGEN_PID"
-    stop "$SAMPLER_PID"
-    stop "$SERVER_PID"
+    stop_pid "$LOADGEN_PID"
+    stop_pid "$SAMPLER_PID"
+    stop_pid "$SERVER_PID"
     if [[ -z "${KEEP:-}" ]]; then rm -rf "$WORK"; else echo "soak: work directory kept: $WORK" >&2; fi
 }
 trap cleanup EXIT
@@ -145,12 +134,12 @@ SAMPLER_PID=$!
 LOAD_STATUS=0
 wait "$LOADGEN_PID" || LOAD_STATUS=$?
 LOADGEN_PID=
-stop "$SAMPLER_PID"
+stop_pid "$SAMPLER_PID"
 SAMPLER_PID=
 SERVER_ALIVE=yes
 kill -0 "$SERVER_PID" 2>/dev/null || SERVER_ALIVE=no
 FINAL_RSS=$(rss_kib "$SERVER_PID")
-stop "$SERVER_PID"
+stop_pid "$SERVER_PID"
 SERVER_PID=
 
 # Only samples taken while deliveries were still being sent count towards the memory check
