@@ -55,7 +55,6 @@ impl ApiError {
             ApiError::Verify(VerifyError::Stale(_)) => "stale",
             ApiError::Verify(_) => "bad_signature",
             ApiError::Normalise(NormaliseError::Malformed(_)) => "malformed",
-            ApiError::Normalise(NormaliseError::Unsupported(_)) => "unsupported",
             ApiError::Ingest(IngestError::Overloaded) => "overloaded",
             ApiError::Ingest(_) => "unavailable",
             ApiError::Store(StoreError::InvalidCursor) => "bad_cursor",
@@ -104,7 +103,6 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Verify(_) => StatusCode::UNAUTHORIZED,
             ApiError::Normalise(NormaliseError::Malformed(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Normalise(NormaliseError::Unsupported(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Ingest(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(StoreError::InvalidCursor) => StatusCode::BAD_REQUEST,
             ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,

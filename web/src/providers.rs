@@ -99,13 +99,12 @@ pub enum VerifyError {
     NotConfigured(&'static str),
 }
 
-/// Why an authentic delivery could not be turned into events: 400 `malformed` or 422 `unsupported`.
+/// Why an authentic delivery could not be turned into events: 400 `malformed`. (An event type
+/// roomledger does not track is not an error: it is journaled and answered 200.)
 #[derive(Debug, thiserror::Error)]
 pub enum NormaliseError {
     #[error("{0}")]
     Malformed(String),
-    #[error("{0}")]
-    Unsupported(String),
 }
 
 impl NormaliseError {

@@ -451,7 +451,7 @@ fn check_events<A: Adapter>(
             .collect::<String>()
     };
     match result {
-        Err(NormaliseError::Malformed(message) | NormaliseError::Unsupported(message)) => {
+        Err(NormaliseError::Malformed(message)) => {
             prop_assert!(
                 !message.is_empty(),
                 "an error without a message for {}",
