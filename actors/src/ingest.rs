@@ -56,7 +56,8 @@ pub enum IngestError {
 pub struct IngestSettings {
     /// Submissions waiting for the committer before new ones are refused (503).
     pub queue: usize,
-    /// Events dispatched to rooms and not yet applied before new ones are refused (503).
+    /// Events dispatched to rooms and not yet applied (or their sessions not yet stored) before
+    /// new ones are refused (503).
     pub max_in_flight: usize,
     /// Most events in one group commit.
     pub max_batch: usize,
@@ -205,7 +206,7 @@ impl Ingest {
         }
     }
 
-    /// Entries dispatched and not yet applied by their rooms.
+    /// Entries dispatched and not yet applied by their rooms, or their sessions not yet stored.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)
     }

@@ -196,12 +196,13 @@ impl Engine {
         // Its own arbiter, not a `SyncArbiter`: that one relays every message through the
         // thread that started it (here the main thread), a second hop and wake-up per write.
         // Nothing else runs on this thread, so the actor's blocking sled calls hold up no one.
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let in_flight_for_actor = in_flight.clone();
         let store_arbiter = Arbiter::new();
         store_arbiter.spawn_fn(|| name_current_thread("store-writer"));
         let store_actor = StoreActor::start_in_arbiter(&store_arbiter.handle(), move |_| {
-            StoreActor::new(store_for_actor, metrics_for_actor)
+            StoreActor::new(store_for_actor, metrics_for_actor, in_flight_for_actor)
         });
-        let in_flight = Arc::new(AtomicUsize::new(0));
         let context = Arc::new(RoomContext {
             settings: settings.rooms,
             tick: settings.tick,
@@ -326,7 +327,8 @@ impl Engine {
         if let Some(committer) = committer {
             let _ = tokio::task::spawn_blocking(move || committer.join()).await;
         }
-        // Wait until every dispatched entry is applied, so the snapshot holds all of them.
+        // Wait until every dispatched entry is applied and its sessions are stored, so the
+        // snapshot holds all of them.
         for _ in 0..500 {
             if self.ingest.in_flight() == 0 {
                 break;

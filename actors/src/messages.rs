@@ -82,6 +82,11 @@ pub struct StoreSessions {
     pub room: RoomKey,
     pub applied_seq: u64,
     pub changes: Vec<SessionChange>,
+    /// Accepted events whose changes these are, still counted in flight: the `StoreActor`
+    /// releases them once the changes are stored, so a writer that falls behind holds the
+    /// webhooks back (503) instead of queueing writes without bound. 0 for a room's own
+    /// changes (a staleness timeout).
+    pub events: usize,
 }
 
 /// Reserves the id of a new snapshot.

@@ -24,7 +24,8 @@ pub struct RoomContext {
     pub store: Addr<StoreActor>,
     pub live: Arc<LiveRooms>,
     pub metrics: Arc<Metrics>,
-    /// Entries dispatched to room actors and not yet applied (backpressure).
+    /// Entries dispatched to room actors and not yet applied, or applied with sessions not yet
+    /// stored (backpressure).
     pub in_flight: Arc<AtomicUsize>,
     pub clock: fn() -> i64,
 }
@@ -46,7 +47,10 @@ impl RoomActor {
         }
     }
 
-    fn forward(&mut self, effects: Vec<Effect>) {
+    /// Counts `effects` in the metrics and sends their session changes to the `StoreActor`,
+    /// which releases `events` from the in-flight count once they are stored. Returns whether
+    /// it sent any (otherwise the caller releases `events` itself).
+    fn forward(&mut self, effects: Vec<Effect>, events: usize) -> bool {
         let provider = self.room.key().provider.as_str();
         let metrics = &self.context.metrics;
         let mut changes = Vec::new();
@@ -92,13 +96,16 @@ impl RoomActor {
                 }
             }
         }
-        if !changes.is_empty() {
-            self.context.store.do_send(StoreSessions {
-                room: self.room.key().clone(),
-                applied_seq: self.room.applied_seq(),
-                changes,
-            });
+        if changes.is_empty() {
+            return false;
         }
+        self.context.store.do_send(StoreSessions {
+            room: self.room.key().clone(),
+            applied_seq: self.room.applied_seq(),
+            changes,
+            events,
+        });
+        true
     }
 
     fn publish(&self) {
@@ -110,7 +117,7 @@ impl RoomActor {
     fn tick(&mut self) {
         let now = (self.context.clock)();
         let effects = self.room.tick(now, &self.context.settings);
-        self.forward(effects);
+        self.forward(effects, 0);
         let accrual = self.room.accrue(now);
         let provider = self.room.key().provider.as_str();
         let metrics = &self.context.metrics;
@@ -174,7 +181,7 @@ impl Handler<Apply> for RoomActor {
     type Result = ();
 
     fn handle(&mut self, Apply(entries): Apply, _: &mut Self::Context) {
-        let count = entries.len();
+        let mut done = 0;
         for accepted in entries {
             let effects = self.room.apply(
                 accepted.seq,
@@ -182,12 +189,14 @@ impl Handler<Apply> for RoomActor {
                 accepted.entry.received_ms,
                 &self.context.settings,
             );
-            self.forward(effects);
+            if !self.forward(effects, 1) {
+                done += 1;
+            }
         }
         // An event after a retire request means the directory will refuse it.
         self.retiring = false;
         self.publish();
-        self.context.in_flight.fetch_sub(count, Ordering::AcqRel);
+        self.context.in_flight.fetch_sub(done, Ordering::AcqRel);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use actix::prelude::*;
 
@@ -31,15 +32,19 @@ enum Queued {
 pub struct StoreActor {
     store: Store,
     metrics: Arc<Metrics>,
+    /// Accepted events not yet applied and stored (the ingest path's backpressure count);
+    /// released here for the events of each stored [`StoreSessions`].
+    in_flight: Arc<AtomicUsize>,
     /// Writes not yet stored, oldest first; empty while storage works.
     queue: VecDeque<Queued>,
 }
 
 impl StoreActor {
-    pub fn new(store: Store, metrics: Arc<Metrics>) -> StoreActor {
+    pub fn new(store: Store, metrics: Arc<Metrics>, in_flight: Arc<AtomicUsize>) -> StoreActor {
         StoreActor {
             store,
             metrics,
+            in_flight,
             queue: VecDeque::new(),
         }
     }
@@ -59,6 +64,7 @@ impl StoreActor {
             let result = match next {
                 Queued::Sessions(msg) => {
                     crate::faults::crash_point("before_session_write");
+                    crate::faults::stall_session_write();
                     self.store
                         .write_sessions(&msg.room, msg.applied_seq, &msg.changes)
                 }
@@ -71,8 +77,12 @@ impl StoreActor {
             if self.note(result, "writing sessions").is_err() {
                 return;
             }
-            if let Some(Queued::Records(records)) = self.queue.pop_front() {
-                self.count_revocations(&records);
+            match self.queue.pop_front() {
+                Some(Queued::Records(records)) => self.count_revocations(&records),
+                Some(Queued::Sessions(msg)) => {
+                    self.in_flight.fetch_sub(msg.events, Ordering::AcqRel);
+                }
+                None => {}
             }
         }
     }

@@ -4,6 +4,8 @@
 //!   and real (a small tmpfs filled to the last byte): webhooks answer 503 with `Retry-After`,
 //!   never 2xx, `/health` answers 503, and roomledger recovers by itself when space comes back
 //!   (after a real fault by restarting in place, as sled keeps the error it hit);
+//! - a session writer that falls behind (an injected stall): webhooks answer 503 `overloaded`
+//!   instead of queueing its writes without bound, and are accepted again once it catches up;
 //! - a corrupt newest snapshot: recovery falls back to the older one and the journal after it,
 //!   says so in the log, and the state is what it was.
 
@@ -41,6 +43,11 @@ fn distinct(order: &[usize]) -> Vec<usize> {
 /// Asserts that `response` is the answer to a refused write: 503, `Retry-After`, and the
 /// JSON error `unavailable`.
 fn assert_unavailable(response: &Response, what: &str) {
+    assert_refused(response, "unavailable", what);
+}
+
+/// Asserts that `response` is a 503 with `Retry-After` and the JSON error `error`.
+fn assert_refused(response: &Response, error: &str, what: &str) {
     assert_eq!(response.status, 503, "{what}: {:?}", response.json());
     let retry_after = response.header("retry-after");
     assert!(
@@ -48,7 +55,7 @@ fn assert_unavailable(response: &Response, what: &str) {
         "{what}: Retry-After {retry_after:?}"
     );
     let body = response.json();
-    assert_eq!(body["error"], "unavailable", "{what}: {body}");
+    assert_eq!(body["error"], error, "{what}: {body}");
     assert!(body["message"].is_string(), "{what}: {body}");
 }
 
@@ -183,6 +190,105 @@ fn injected_disk_full_answers_503_and_recovers_by_itself() {
     assert_eq!(server.terminate(Duration::from_secs(10)).code(), Some(0));
     let server = Roomledger::start(&data, LogFormat::Text, &[]);
     assert_eq!(api_state(&server, &rooms), state);
+}
+
+/// Backpressure past the rooms (issue 6): the `StoreActor` stops keeping up with finished
+/// sessions (stalled before each session write, as behind a disk that has become very slow).
+/// The events whose sessions wait for it stay counted against `[journal] max_in_flight`, so
+/// at most that many sessions queue for the writer and further webhooks get 503 `overloaded`
+/// with `Retry-After`, none of them journaled. Once the writer catches up, the provider's
+/// retries are accepted as new, and every session is stored exactly once.
+#[test]
+fn a_session_writer_that_falls_behind_holds_the_webhooks_back() {
+    const MAX_IN_FLIGHT: usize = 5;
+    let seed = Rng::seed();
+    println!("ROOMLEDGER_TEST_SEED={seed}");
+    let mut rng = Rng::new(seed);
+    // Every join, then every leave: a join finishes no session, a leave finishes one.
+    let (visits, events) = scenario(&mut rng, 3, 8);
+    let (joins, leaves): (Vec<usize>, Vec<usize>) =
+        (0..events.len()).partition(|&i| events[i].kind == Kind::Join);
+    let dir = tempfile::tempdir().unwrap();
+    let faults = dir.path().join("faults");
+    fs::create_dir(&faults).unwrap();
+    let max_in_flight = MAX_IN_FLIGHT.to_string();
+    let env = [
+        ("ROOMLEDGER_FAULT_DIR", faults.to_str().unwrap()),
+        ("ROOMLEDGER__JOURNAL__MAX_IN_FLIGHT", max_in_flight.as_str()),
+    ];
+    let server = Roomledger::start(&dir.path().join("data"), LogFormat::Text, &env);
+
+    fs::write(faults.join("store-stalled"), b"").unwrap();
+    let mut accepted_leaves = 0;
+    let mut refused = Vec::new();
+    for i in joins.into_iter().chain(leaves) {
+        let response = post(&server, &events[i].delivery);
+        if response.status == 200 {
+            accepted_leaves += usize::from(events[i].kind == Kind::Leave);
+        } else {
+            assert_refused(&response, "overloaded", "an event while sessions wait");
+            refused.push(i);
+        }
+    }
+    assert!(
+        !refused.is_empty(),
+        "nothing refused: {accepted_leaves} finished sessions queued for a stalled writer"
+    );
+    assert!(
+        accepted_leaves <= MAX_IN_FLIGHT,
+        "{accepted_leaves} finished sessions queued for the writer, past max_in_flight"
+    );
+    assert!(
+        refused.iter().any(|&i| events[i].kind == Kind::Leave),
+        "no leave refused"
+    );
+    let overloaded = metric(
+        &server,
+        "roomledger_webhook_requests_total",
+        &["provider=\"agora\"", "outcome=\"unavailable\""],
+    );
+    assert_eq!(overloaded, Some(refused.len() as f64));
+    // Refused joins were not journaled: their participants are not live, while an accepted
+    // join whose leave was refused is.
+    let is_live = |visit: &Visit| {
+        let (_, room) = server.get(&format!("/api/v1/rooms/agora/{AGORA_APP}/{}", visit.room));
+        let id = visit.uid.to_string();
+        room["participants"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["id"].as_str() == Some(id.as_str())))
+    };
+    for &i in &refused {
+        let visit = &visits[events[i].visit];
+        let join_accepted = !refused
+            .iter()
+            .any(|&r| events[r].visit == events[i].visit && events[r].kind == Kind::Join);
+        let expected = events[i].kind == Kind::Leave && join_accepted;
+        eventually(Duration::from_secs(5), || {
+            match is_live(visit) == expected {
+                true => Ok(()),
+                false => Err(format!(
+                    "{} {} live: {}, its {:?} refused",
+                    visit.room, visit.uid, !expected, events[i].kind
+                )),
+            }
+        });
+    }
+
+    // The writer catches up; the provider retries what was refused.
+    fs::remove_file(faults.join("store-stalled")).unwrap();
+    for &i in &refused {
+        eventually(Duration::from_secs(10), || {
+            let response = post(&server, &events[i].delivery);
+            match response.status {
+                200 if response.json()["duplicate"] == false => Ok(()),
+                200 => Err(format!("refused, yet a duplicate: {:?}", response.json())),
+                _ => Err(format!("still refused: {:?}", response.json())),
+            }
+        });
+    }
+    eventually(Duration::from_secs(10), || {
+        check_all(&server, &visits, |_, _| true)
+    });
 }
 
 /// A tmpfs mounted for one test, unmounted when dropped (also when the test panics).

@@ -1319,6 +1319,7 @@ fn start_store_actor(store: &Store) -> actix::Addr<crate::store_actor::StoreActo
     crate::store_actor::StoreActor::new(
         store.clone(),
         std::sync::Arc::new(crate::metrics::Metrics::new()),
+        std::sync::Arc::default(),
     )
     .start()
 }
@@ -1335,6 +1336,7 @@ async fn send_finished<const N: usize>(
                 room: room.clone(),
                 applied_seq: seq,
                 changes: vec![SessionChange::Finished(session)],
+                events: 0,
             })
             .await
             .unwrap();
