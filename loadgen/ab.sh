@@ -2,7 +2,7 @@
 # Compares two roomledger binaries (or one binary under two environments) on this machine, in
 # alternating order: round 1 runs A then B, round 2 B then A, and so on, each run against a
 # fresh server over a fresh data directory. Pairs always run in the same order favoured the
-# second run by about 10% here (README "Performance"), so a comparison must alternate.
+# second run by about 10% here (loadgen/FINDINGS.md), so a comparison must alternate.
 #
 #   loadgen/ab.sh ROUNDS MODE BIN_A BIN_B [ENV_B]
 #

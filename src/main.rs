@@ -38,7 +38,7 @@ enum Command {
 }
 
 // mimalloc: at full load glibc malloc was about 12% of the CPU samples; the gain is measured with
-// `loadgen/bench.sh throughput` (README "Performance").
+// `loadgen/bench.sh throughput` (loadgen/FINDINGS.md, "What limited ingest on the AMD host").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
