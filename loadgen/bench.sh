@@ -155,8 +155,8 @@ section_throughput() {
         "utime + stime from \`/proc/PID/stat\` around each run above"
     row "share of the ceiling, same run" "≥ 60%" "$(fmt "$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" 1)% (median of per-run ratios)" "\`loadgen/bench.sh throughput\`"
     row "ack latency at full load" "–" "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread))" "(same runs)"
-    # Ingest is about (events per commit) / (time per commit): loadgen/FINDINGS.md, "Why the commit's shape
-    # hardly matters at 64 connections".
+    # Ingest is about (events per commit) / (time per commit): loadgen/FINDINGS.md, "Why the
+    # commit's shape hardly matters at 64 connections".
     row "group commit at full load" "–" \
         "$(printf '%s\n' "${cycles[@]}" | median) ms per commit (runs $(printf '%s\n' "${cycles[@]}" | spread)), $(printf '%s\n' "${flushes[@]}" | median) ms of it append and flush; $(printf '%s\n' "${groups[@]}" | median) events per commit (runs $(printf '%s\n' "${groups[@]}" | spread))" \
         "\`roomledger_journal_commit_*\` from \`/metrics\` after each run above, over its \`elapsed_s\`"
