@@ -163,7 +163,7 @@ section_throughput() {
 }
 
 section_latency() {
-    local i p50s=() p99s=() maxes=() rates=() loads=() server_us=() ticks
+    local i p50s=() p99s=() maxes=() rates=() loads=() server_us=() ticks bad=0
     local events=$((STEADY_RATE * STEADY_SECONDS))
     for i in $(seq "$RUNS"); do
         local out="$WORK/latency-$i.txt"
@@ -173,7 +173,7 @@ section_latency() {
         log "latency $i/$RUNS at $STEADY_RATE events/s"
         ticks=$(cpu_ticks "$SERVER_PID")
         "$LOADGEN" --target "127.0.0.1:$PORT" --seed "$SEED" --connections "$CONNECTIONS" \
-            --rate "$STEADY_RATE" --events "$events" --duration "$STEADY_SECONDS" >"$out" || true
+            --rate "$STEADY_RATE" --events "$events" --duration "$STEADY_SECONDS" >"$out" || bad=$((bad + 1))
         server_us+=("$(us_per_event "$(($(cpu_ticks "$SERVER_PID") - ticks))" "$(field "$out" acked)")")
         stop_pid "$SERVER_PID"
         rm -rf "$WORK/data-latency-$i"
@@ -183,8 +183,10 @@ section_latency() {
         rates+=("$(field "$out" events_per_s)")
         log "p50 $(field "$out" p50_ms) ms, p99 $(field "$out" p99_ms) ms at $(field "$out" events_per_s)/s"
     done
+    local lost
+    lost=$(cat "$WORK"/latency-*.txt | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|doubled|wrong)=' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
     row "ack latency at a steady $STEADY_RATE events/s" "p99 ≤ 5 ms" \
-        "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread)); p50 $(printf '%s\n' "${p50s[@]}" | median) ms; max $(printf '%s\n' "${maxes[@]}" | median) ms; at $(printf '%s\n' "${rates[@]}" | median)/s; load avg $(printf '%s\n' "${loads[@]}" | median)" \
+        "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread)); p50 $(printf '%s\n' "${p50s[@]}" | median) ms; max $(printf '%s\n' "${maxes[@]}" | median) ms; at $(printf '%s\n' "${rates[@]}" | median)/s; $lost lost/doubled/wrong sessions in $RUNS runs ($bad failed checks); load avg $(printf '%s\n' "${loads[@]}" | median)" \
         "\`roomledger-loadgen --rate $STEADY_RATE --duration $STEADY_SECONDS --events $events --connections $CONNECTIONS\`"
     # Below full load every group commit holds few events, so its fixed cost (the flush and
     # the threads it wakes) is shared by fewer of them than in the throughput rows.
