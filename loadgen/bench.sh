@@ -95,6 +95,8 @@ recovered_field() {
 
 ROWS=()
 row() { ROWS+=("| $1 | $2 | $3 | $4 |"); }
+# Lost, doubled and wrong sessions over the end checks of the generator outputs given.
+sessions_wrong() { cat "$@" | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|doubled|wrong)=' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }'; }
 
 LOAD_ARGS=(--seed "$SEED" --connections "$CONNECTIONS" --events "$EVENTS" --duration "$DURATION")
 
@@ -143,7 +145,7 @@ section_throughput() {
     eps=$(printf '%s\n' "${server_eps[@]}" | median)
     ceil=$(printf '%s\n' "${ceiling_eps[@]}" | median)
     ratio=$(printf '%s\n' "${ratios[@]}" | median)
-    lost=$(cat "$WORK"/throughput-*.txt | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|doubled|wrong)=' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
+    lost=$(sessions_wrong "$WORK"/throughput-*.txt)
     row "ingest, durable, as fast as possible" "≥ 25,000 events/s" \
         "$(fmt "$eps") events/s (runs $(printf '%s\n' "${server_eps[@]}" | spread)); $lost lost/doubled/wrong sessions in $RUNS runs ($bad failed checks); load avg $(printf '%s\n' "${loads[@]}" | median)" \
         "\`roomledger-loadgen ${LOAD_ARGS[*]}\`"
@@ -184,7 +186,7 @@ section_latency() {
         log "p50 $(field "$out" p50_ms) ms, p99 $(field "$out" p99_ms) ms at $(field "$out" events_per_s)/s"
     done
     local lost
-    lost=$(cat "$WORK"/latency-*.txt | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|doubled|wrong)=' | cut -d= -f2 | awk '{ n += $1 } END { print n + 0 }')
+    lost=$(sessions_wrong "$WORK"/latency-*.txt)
     row "ack latency at a steady $STEADY_RATE events/s" "p99 ≤ 5 ms" \
         "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread)); p50 $(printf '%s\n' "${p50s[@]}" | median) ms; max $(printf '%s\n' "${maxes[@]}" | median) ms; at $(printf '%s\n' "${rates[@]}" | median)/s; $lost lost/doubled/wrong sessions in $RUNS runs ($bad failed checks); load avg $(printf '%s\n' "${loads[@]}" | median)" \
         "\`roomledger-loadgen --rate $STEADY_RATE --duration $STEADY_SECONDS --events $events --connections $CONNECTIONS\`"
