@@ -40,9 +40,11 @@ cargo build --release --quiet -p roomledger -p roomledger-loadgen
 thread_ticks() {
     local task
     for task in /proc/"$1"/task/*; do
-        local name
-        name=$(tr ' ' '_' <"$task/comm" | sed 's/-[0-9]*$/-N/')
-        echo "$name $(sed 's/^.*) //' "$task/stat" | awk '{ print $12, $13 }')"
+        # sled starts IO threads beyond its seven when work queues up and ends them after a
+        # second idle, so a thread listed here can be gone by the time it is read.
+        local comm stat
+        comm=$(cat "$task/comm" 2>/dev/null) && stat=$(cat "$task/stat" 2>/dev/null) || continue
+        echo "$(tr ' ' '_' <<<"$comm" | sed 's/-[0-9]*$/-N/') $(sed 's/^.*) //' <<<"$stat" | awk '{ print $12, $13 }')"
     done | awk '{ u[$1] += $2; s[$1] += $3 } END { for (k in u) print k, u[k], s[k] }' | sort
 }
 
