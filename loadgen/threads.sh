@@ -8,7 +8,9 @@
 #   loadgen/threads.sh
 #
 # Knobs (environment): RUNS=3 SEED=42 CONNECTIONS=64 EVENTS=400000 DURATION=15 PORT=18082
-# CEILING_PORT=18083 CARGO_TARGET_DIR=<repo>/target-perf. Every server it starts is stopped by it.
+# CEILING_PORT=18083 CARGO_TARGET_DIR=<repo>/target-perf, and RATE=N to send N events/s instead
+# of as fast as possible (`RATE=5000` for the README's figures below full load). Every server it
+# starts is stopped by it.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +18,7 @@ cd "$ROOT"
 RUNS=${RUNS:-3}
 LOAD_ARGS=(--seed "${SEED:-42}" --connections "${CONNECTIONS:-64}" --events "${EVENTS:-400000}"
     --duration "${DURATION:-15}" --no-check)
+[[ -z "${RATE:-}" ]] || LOAD_ARGS+=(--rate "$RATE")
 PORT=${PORT:-18082}
 CEILING_PORT=${CEILING_PORT:-18083}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-perf}
