@@ -6,9 +6,11 @@
 #   loadgen/bench.sh                      everything below, in this order
 #   loadgen/bench.sh throughput latency   a selection of: throughput latency fill criterion
 #
-# throughput  RUNS x (ceiling run, then roomledger run), same seed and connections, as fast as
-#             possible; roomledger's runs end with the end check (lost/doubled sessions),
-#             and their /metrics give the group commits' size and time.
+# throughput  RUNS x (ceiling run, journal floor run(s), then roomledger run), same seed and
+#             connections, as fast as possible; roomledger's runs end with the end check
+#             (lost/doubled sessions), and their /metrics give the group commits' size and time.
+#             The journal floor (`journal-floor`) is the ceiling plus a durable group-commit
+#             journal and nothing else: one run per FLOOR_DURABILITY, each with its share.
 # latency     RUNS x roomledger at a steady STEADY_RATE events/s: ack latency percentiles.
 # fill        FILL_RUNS x: FILL_PARTICIPANTS live participants in FILL_ROOMS rooms → RSS;
 #             kill -9 → restart (full journal replay: time to /health 200, replay events/s);
@@ -21,7 +23,9 @@
 # Knobs (environment): RUNS=5 FILL_RUNS=3 SEED=42 CONNECTIONS=64 EVENTS=400000 DURATION=15
 # STEADY_RATE=5000 STEADY_SECONDS=20 FILL_ROOMS=100000 FILL_PARTICIPANTS=1000000 PORT=18080
 # SNAPSHOT_EVERY=5 SNAPSHOT_WATCH=25 (the fill's snapshot phase)
-# CEILING_PORT=18081 CARGO_TARGET_DIR=<repo>/target-perf KEEP=1 (keep the work directory).
+# CEILING_PORT=18081 FLOOR_DURABILITY=sled-sync (space-separated, any of sled-sync sled-flush
+# file-sync none; empty for no floor runs) CARGO_TARGET_DIR=<repo>/target-perf KEEP=1 (keep the
+# work directory).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +44,7 @@ FILL_ROOMS=${FILL_ROOMS:-100000}
 FILL_PARTICIPANTS=${FILL_PARTICIPANTS:-1000000}
 PORT=${PORT:-18080}
 CEILING_PORT=${CEILING_PORT:-18081}
+FLOOR_DURABILITY=${FLOOR_DURABILITY-sled-sync}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target-perf}
 SECTIONS=${*:-throughput latency fill criterion}
 
@@ -64,11 +69,14 @@ loadavg() { cut -d' ' -f1 /proc/loadavg; }
 
 # min–max of the numbers on stdin.
 spread() { sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) print lo "–" hi }'; }
+# The space-separated words of $1, one per line.
+words() { tr ' ' '\n' <<<"$1" | sed '/^$/d'; }
 fmt() { awk -v v="$1" -v d="${2:-0}" 'BEGIN { if (v == "n/a") print v; else printf "%.*f\n", d, v }'; }
 
 LOADGEN="$CARGO_TARGET_DIR/release/roomledger-loadgen"
 SERVER="$CARGO_TARGET_DIR/release/roomledger"
 CEILING="$CARGO_TARGET_DIR/release/ceiling"
+FLOOR="$CARGO_TARGET_DIR/release/journal-floor"
 
 log "building release binaries into $CARGO_TARGET_DIR"
 cargo build --release --quiet -p roomledger -p roomledger-loadgen
@@ -100,25 +108,47 @@ sessions_wrong() { cat "$@" | grep '^RESULT' | tr ' ' '\n' | grep -E '^(lost|dou
 
 LOAD_ARGS=(--seed "$SEED" --connections "$CONNECTIONS" --events "$EVENTS" --duration "$DURATION")
 
+BARE_US=
+# bare_run OUT BINARY ARGS...: starts a bare server (the ceiling or the journal floor) on
+# $CEILING_PORT, sends it the throughput load without the end check (it keeps no sessions),
+# stops it; sets BARE_US to its CPU per answered request.
+bare_run() {
+    local out=$1 pid ticks
+    shift
+    "$@" >"$out.log" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_healthy "$CEILING_PORT" "$(now_ms)" "$out.health"
+    ticks=$(cpu_ticks "$pid")
+    "$LOADGEN" --target "127.0.0.1:$CEILING_PORT" "${LOAD_ARGS[@]}" --no-check >"$out"
+    BARE_US=$(us_per_event "$(($(cpu_ticks "$pid") - ticks))" "$(field "$out" acked)")
+    stop_pid "$pid"
+}
+
 section_throughput() {
     local i ceiling_eps=() server_eps=() ratios=() p99s=() loads=() ceiling_us=() server_us=() bad=0
     local cycles=() flushes=() groups=()
+    local durability
+    declare -A floor_eps=() floor_ratios=() floor_us=()
     for i in $(seq "$RUNS"); do
         local out="$WORK/ceiling-$i.txt"
-        "$CEILING" --bind "127.0.0.1:$CEILING_PORT" >"$WORK/ceiling-$i.log" 2>&1 &
-        local cpid=$!
-        PIDS+=("$cpid")
-        wait_healthy "$CEILING_PORT" "$(now_ms)" "$WORK/ceiling-health-$i.txt"
         loads+=("$(loadavg)")
         log "throughput $i/$RUNS: ceiling"
-        local ticks
-        ticks=$(cpu_ticks "$cpid")
-        "$LOADGEN" --target "127.0.0.1:$CEILING_PORT" "${LOAD_ARGS[@]}" --no-check >"$out"
-        ceiling_us+=("$(us_per_event "$(($(cpu_ticks "$cpid") - ticks))" "$(field "$out" acked)")")
-        stop_pid "$cpid"
+        bare_run "$out" "$CEILING" --bind "127.0.0.1:$CEILING_PORT"
+        ceiling_us+=("$BARE_US")
         local c
         c=$(field "$out" events_per_s)
         ceiling_eps+=("$c")
+        for durability in $FLOOR_DURABILITY; do
+            out="$WORK/floor-$durability-$i.txt"
+            log "throughput $i/$RUNS: journal floor, $durability"
+            bare_run "$out" "$FLOOR" --bind "127.0.0.1:$CEILING_PORT" \
+                --data "$WORK/data-floor-$durability-$i" --durability "$durability"
+            rm -rf "$WORK/data-floor-$durability-$i"
+            floor_us[$durability]+="$BARE_US "
+            floor_eps[$durability]+="$(field "$out" events_per_s) "
+            floor_ratios[$durability]+="$(awk -v f="$(field "$out" events_per_s)" -v c="$c" 'BEGIN { printf "%.3f", f / c }') "
+        done
 
         out="$WORK/throughput-$i.txt"
         start_server "$WORK/data-throughput-$i" "$WORK/server-throughput-$i.log"
@@ -156,6 +186,13 @@ section_throughput() {
         "roomledger $(printf '%s\n' "${server_us[@]}" | median) µs (runs $(printf '%s\n' "${server_us[@]}" | spread), end check included); ceiling $(printf '%s\n' "${ceiling_us[@]}" | median) µs per request" \
         "utime + stime from \`/proc/PID/stat\` around each run above"
     row "share of the ceiling, same run" "≥ 60%" "$(fmt "$(awk -v r="$ratio" 'BEGIN { print r * 100 }')" 1)% (median of per-run ratios)" "\`loadgen/bench.sh throughput\`"
+    for durability in $FLOOR_DURABILITY; do
+        local floor_ratio
+        floor_ratio=$(words "${floor_ratios[$durability]}" | median)
+        row "journal floor ($durability): the ceiling + a group-commit journal, nothing else" "–" \
+            "$(fmt "$(words "${floor_eps[$durability]}" | median)") events/s (runs $(words "${floor_eps[$durability]}" | spread)), $(fmt "$(awk -v r="$floor_ratio" 'BEGIN { print r * 100 }')" 1)% of the ceiling (runs $(words "${floor_ratios[$durability]}" | spread)); $(words "${floor_us[$durability]}" | median) µs of server CPU per request" \
+            "\`journal-floor --durability $durability\`, then \`roomledger-loadgen ${LOAD_ARGS[*]} --no-check\`"
+    done
     row "ack latency at full load" "–" "p99 $(printf '%s\n' "${p99s[@]}" | median) ms (runs $(printf '%s\n' "${p99s[@]}" | spread))" "(same runs)"
     # Ingest is about (events per commit) / (time per commit): loadgen/FINDINGS.md, "Why the
     # commit's shape hardly matters at 64 connections".
