@@ -1,15 +1,18 @@
 //! roomledger-loadgen: the load generator and the end check behind roomledger's performance
 //! figures (README "Performance", `loadgen/RESULTS.md`). The binaries are thin: `main.rs`
 //! (`roomledger-loadgen`) parses options and prints reports; `bin/ceiling.rs` is the bare
-//! actix-web server the throughput is compared with.
+//! actix-web server the throughput is compared with, and `bin/journal-floor.rs` the same with a
+//! durable journal before each answer.
 //!
 //! Layout:
+//! - `bare`: the HTTP side the ceiling and the journal floor share.
 //! - `rng`: the seeded random numbers (SplitMix64) every plan is drawn from.
 //! - `traffic`: the plan (rooms, sessions, events) and every request rendered and signed.
 //! - `client`: a minimal keep-alive HTTP/1.1 connection for loopback.
 //! - `run`: the timed phase: connections, pacing, latency histograms, outcomes per event.
 //! - `check`: what the server must show for what it acknowledged, and the comparison.
 
+pub mod bare;
 pub mod check;
 pub mod client;
 pub mod rng;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
-use serde_json::{Value, json};
+use roomledger_loadgen::bare;
 
 #[derive(Parser, Debug)]
 #[command(about = "A bare actix-web JSON endpoint: the ceiling roomledger is compared with")]
@@ -24,33 +24,17 @@ struct Cli {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The body limit roomledger applies by default (`[server] max_body_bytes`).
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-
 async fn accept(body: web::Bytes) -> HttpResponse {
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(_) => HttpResponse::Ok().json(json!({
-            "status": "ok",
-            "event": "participant_joined",
-            "duplicate": false,
-        })),
-        Err(error) => HttpResponse::BadRequest().json(json!({
-            "error": "malformed",
-            "message": error.to_string(),
-        })),
-    }
+    bare::refuse_malformed(&body).unwrap_or_else(bare::accepted)
 }
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
-    let workers = match cli.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let workers = bare::worker_count(cli.workers);
     let server = HttpServer::new(|| {
         App::new()
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(web::PayloadConfig::new(bare::MAX_BODY_BYTES))
             // For scripts that wait until the server is up, as they do for roomledger.
             .route("/health", web::get().to(HttpResponse::Ok))
             .default_service(web::to(accept))

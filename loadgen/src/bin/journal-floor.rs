@@ -14,7 +14,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
-use serde_json::{Value, json};
+use roomledger_loadgen::bare;
+use serde_json::json;
 use tokio::sync::oneshot;
 
 #[derive(Parser, Debug)]
@@ -115,19 +116,14 @@ impl Journal {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The ceiling's and roomledger's default body limit.
-const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Requests waiting for the committer, as roomledger's `[journal] queue`.
 const QUEUE: usize = 8192;
 
 type Submission = (web::Bytes, oneshot::Sender<bool>);
 
 async fn accept(body: web::Bytes, journal: web::Data<SyncSender<Submission>>) -> HttpResponse {
-    if let Err(error) = serde_json::from_slice::<Value>(&body) {
-        return HttpResponse::BadRequest().json(json!({
-            "error": "malformed",
-            "message": error.to_string(),
-        }));
+    if let Some(malformed) = bare::refuse_malformed(&body) {
+        return malformed;
     }
     let (reply, answer) = oneshot::channel();
     let durable = match journal.try_send((body, reply)) {
@@ -135,11 +131,7 @@ async fn accept(body: web::Bytes, journal: web::Data<SyncSender<Submission>>) ->
         Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
     };
     if durable {
-        HttpResponse::Ok().json(json!({
-            "status": "ok",
-            "event": "participant_joined",
-            "duplicate": false,
-        }))
+        bare::accepted()
     } else {
         HttpResponse::ServiceUnavailable().json(json!({
             "error": "unavailable",
@@ -177,10 +169,7 @@ fn commit_groups(mut journal: Journal, submissions: Receiver<Submission>) {
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
-    let workers = match cli.workers {
-        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-        n => n,
-    };
+    let workers = bare::worker_count(cli.workers);
     let store = Journal::open(cli.durability, &cli.data)?;
     let (journal, submissions) = sync_channel::<Submission>(QUEUE);
     std::thread::Builder::new()
@@ -189,7 +178,7 @@ async fn main() -> std::io::Result<()> {
     let journal = web::Data::new(journal);
     let server = HttpServer::new(move || {
         App::new()
-            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .app_data(web::PayloadConfig::new(bare::MAX_BODY_BYTES))
             .app_data(journal.clone())
             .route("/health", web::get().to(HttpResponse::Ok))
             .default_service(web::to(accept))
