@@ -2,8 +2,9 @@
 //! Each request's body is parsed as the ceiling parses it, then appended to a sled journal by
 //! group commit (one thread takes every waiting body, stores the group as one value, flushes
 //! sled and `fdatasync`s its log, as roomledger does with `[storage] sync_to_disk`), and only
-//! then answered 200; `--durability` swaps the journal for the comparisons the README gives. No signature check, no dedupe, no rooms, no sessions: any server that
-//! keeps "a 2xx means the event is in the sled journal and flushed" does at least this much, so
+//! then answered 200; `--durability` swaps the journal for the comparisons the README gives.
+//! No signature check, no dedupe, no rooms, no sessions: any server that keeps "a 2xx means
+//! the event is in the sled journal and flushed" does at least this much, so at the same load
 //! its throughput is an upper bound for roomledger's on this machine (README "Performance").
 
 use std::fs::{File, OpenOptions};
