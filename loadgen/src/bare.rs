@@ -17,6 +17,12 @@ pub fn worker_count(requested: usize) -> usize {
     }
 }
 
+/// Names the calling thread `http-worker`, as roomledger names its HTTP workers; call it where
+/// actix builds the app, once on each worker's thread.
+pub fn name_http_worker() {
+    roomledger_actors::name_current_thread("http-worker");
+}
+
 /// Parses the body as JSON and drops the result, the ceiling's only work: the 400 answer for a
 /// body that is not JSON, `None` for one that is.
 pub fn refuse_malformed(body: &[u8]) -> Option<HttpResponse> {

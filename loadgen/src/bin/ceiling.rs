@@ -33,6 +33,7 @@ async fn main() -> std::io::Result<()> {
     let cli = Cli::parse();
     let workers = bare::worker_count(cli.workers);
     let server = HttpServer::new(|| {
+        bare::name_http_worker();
         App::new()
             .app_data(web::PayloadConfig::new(bare::MAX_BODY_BYTES))
             // For scripts that wait until the server is up, as they do for roomledger.

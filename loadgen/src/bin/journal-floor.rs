@@ -180,6 +180,7 @@ async fn main() -> std::io::Result<()> {
         .spawn(move || commit_groups(store, submissions))?;
     let journal = web::Data::new(journal);
     let server = HttpServer::new(move || {
+        bare::name_http_worker();
         App::new()
             .app_data(web::PayloadConfig::new(bare::MAX_BODY_BYTES))
             .app_data(journal.clone())
