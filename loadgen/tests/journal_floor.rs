@@ -5,13 +5,15 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 /// The floor's process, killed (SIGKILL) and reaped however the test ends.
 struct Floor {
     child: Child,
     address: SocketAddr,
+    /// Kept open: a floor printing into a closed pipe would fail on its next line.
+    _stdout: BufReader<ChildStdout>,
 }
 
 impl Floor {
@@ -32,7 +34,8 @@ impl Floor {
             .spawn()
             .expect("journal-floor starts");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout is piped"))
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
+        stdout
             .read_line(&mut line)
             .expect("the floor says where it listens");
         let address = line
@@ -41,7 +44,11 @@ impl Floor {
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|address| address.parse().ok());
         match address {
-            Some(address) => Floor { child, address },
+            Some(address) => Floor {
+                child,
+                address,
+                _stdout: stdout,
+            },
             None => {
                 let _ = child.kill();
                 let _ = child.wait();

@@ -63,7 +63,7 @@ enum Journal {
 
 impl Journal {
     fn open(durability: Durability, dir: &Path) -> std::io::Result<Journal> {
-        let sled = |sync: bool| -> std::io::Result<Journal> {
+        let open_sled = |sync: bool| -> std::io::Result<Journal> {
             // As roomledger opens its store (`Store::open`, the default `cache_mb`).
             let db = sled::Config::new()
                 .path(dir)
@@ -80,8 +80,8 @@ impl Journal {
             Ok(Journal::Sled { db, tree, log })
         };
         match durability {
-            Durability::SledSync => sled(true),
-            Durability::SledFlush => sled(false),
+            Durability::SledSync => open_sled(true),
+            Durability::SledFlush => open_sled(false),
             Durability::FileSync => {
                 std::fs::create_dir_all(dir)?;
                 let file = OpenOptions::new()
