@@ -43,7 +43,9 @@ impl Floor {
             .nth(1)
             .and_then(|rest| rest.split_whitespace().next())
             .and_then(|address| address.parse().ok());
-        match address {
+        // The line names the journal as the command line does, so it can be pasted back.
+        let names_durability = line.trim_end().ends_with(&format!("journal {durability}"));
+        match address.filter(|_| names_durability) {
             Some(address) => Floor {
                 child,
                 address,
@@ -52,7 +54,7 @@ impl Floor {
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("no address in {line:?}");
+                panic!("no address, or not the journal {durability}, in {line:?}");
             }
         }
     }

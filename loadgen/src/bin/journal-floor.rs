@@ -190,10 +190,9 @@ async fn main() -> std::io::Result<()> {
     .workers(workers)
     .bind(cli.bind)?;
     // Named as on the command line (`sled-sync`), so the line can be pasted back.
-    let durability = clap::ValueEnum::to_possible_value(&cli.durability).map_or_else(
-        || format!("{:?}", cli.durability),
-        |v| v.get_name().to_owned(),
-    );
+    let durability = clap::ValueEnum::to_possible_value(&cli.durability)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default();
     for address in server.addrs() {
         println!(
             "journal-floor listening on http://{address} with {workers} workers, journal {durability}"
