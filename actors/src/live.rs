@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use tokio::sync::broadcast;
@@ -62,7 +63,8 @@ pub struct Totals {
 pub struct LiveChange {
     /// Position in the stream of changes, for resuming after a reconnect.
     pub sequence: u64,
-    pub room: RoomKey,
+    /// Shared with the index: a change is kept in the recent changes and sent to every stream.
+    pub room: Arc<RoomKey>,
     /// `None` when the room stopped being live.
     pub participants: Option<u32>,
     pub started_ms: Option<i64>,
@@ -81,8 +83,10 @@ pub struct ResumeGap {
 
 #[derive(Default)]
 struct Inner {
-    rooms: HashMap<RoomKey, (u32, Option<i64>)>,
-    order: BTreeSet<(Reverse<u32>, RoomKey)>,
+    /// Each key is held once, by `rooms`, `order` and the recent changes together: a room
+    /// publishes on every join and leave, and its strings were cloned three times for each.
+    rooms: HashMap<Arc<RoomKey>, (u32, Option<i64>), foldhash::fast::RandomState>,
+    order: BTreeSet<(Reverse<u32>, Arc<RoomKey>)>,
     totals: HashMap<Provider, Totals>,
     sequence: u64,
     /// The last changes in sequence order, contiguous. Kept under the same lock as `sequence`,
@@ -99,37 +103,32 @@ fn index_entry(summary: &RoomSummary) -> Option<(u32, Option<i64>)> {
 
 impl Inner {
     /// Puts `room` in the index with `entry` (count, start), or takes it out for `None`.
-    /// Returns whether anything changed.
-    fn set(&mut self, room: &RoomKey, entry: Option<(u32, Option<i64>)>) -> bool {
-        let previous = self.rooms.get(room).copied();
-        if previous == entry {
-            return false;
+    /// Returns the index's key for `room` if anything changed.
+    fn set(&mut self, room: &RoomKey, entry: Option<(u32, Option<i64>)>) -> Option<Arc<RoomKey>> {
+        let previous = self
+            .rooms
+            .get_key_value(room)
+            .map(|(key, value)| (key.clone(), *value));
+        if previous.as_ref().map(|(_, value)| *value) == entry {
+            return None;
         }
-        // A room changes on every join and leave: its keys are moved from the old place to the
-        // new one rather than cloned again (two strings each).
-        let mut ordered_key = None;
-        if let Some((count, _)) = previous {
-            ordered_key = self
-                .order
-                .take(&(Reverse(count), room.clone()))
-                .map(|(_, key)| key);
-            let totals = self.totals.entry(room.provider).or_default();
-            totals.rooms -= 1;
-            totals.participants -= count as u64;
-            if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
-                *slot -= 1;
+        let key = match previous {
+            Some((key, (count, _))) => {
+                self.order.remove(&(Reverse(count), key.clone()));
+                let totals = self.totals.entry(room.provider).or_default();
+                totals.rooms -= 1;
+                totals.participants -= count as u64;
+                if let Some(slot) = totals.size_buckets.get_mut(bucket(count)) {
+                    *slot -= 1;
+                }
+                key
             }
-        }
+            None => Arc::new(room.clone()),
+        };
         match entry {
             Some((count, started)) => {
-                match self.rooms.get_mut(room) {
-                    Some(slot) => *slot = (count, started),
-                    None => {
-                        self.rooms.insert(room.clone(), (count, started));
-                    }
-                }
-                let key = ordered_key.unwrap_or_else(|| room.clone());
-                self.order.insert((Reverse(count), key));
+                self.rooms.insert(key.clone(), (count, started));
+                self.order.insert((Reverse(count), key.clone()));
                 let totals = self.totals.entry(room.provider).or_default();
                 totals.rooms += 1;
                 totals.participants += count as u64;
@@ -141,7 +140,7 @@ impl Inner {
                 self.rooms.remove(room);
             }
         }
-        true
+        Some(key)
     }
 }
 
@@ -209,13 +208,13 @@ impl LiveRooms {
             return;
         }
         let mut inner = self.inner.write();
-        if !inner.set(room, entry) {
+        let Some(room) = inner.set(room, entry) else {
             return;
-        }
+        };
         inner.sequence += 1;
         let change = LiveChange {
             sequence: inner.sequence,
-            room: room.clone(),
+            room,
             participants: entry.map(|(count, _)| count),
             started_ms: entry.and_then(|(_, started)| started),
         };
@@ -251,12 +250,13 @@ impl LiveRooms {
         use std::ops::Bound;
         let inner = self.inner.read();
         let start = match cursor {
-            Some(c) => Bound::Excluded((Reverse(c.participants), c.room.clone())),
+            Some(c) => Bound::Excluded((Reverse(c.participants), Arc::new(c.room.clone()))),
             None => Bound::Unbounded,
         };
         let mut rooms = Vec::with_capacity(limit.min(1024));
         let mut next = None;
         for (Reverse(count), room) in inner.order.range((start, Bound::Unbounded)) {
+            let room: &RoomKey = room;
             if !filter.matches(room) {
                 continue;
             }
